@@ -1,0 +1,73 @@
+# Baton: the one front door for every task. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := infra/stack.sh
+# Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
+STACK_ENV = eval "$$($(STACK) env)"
+
+.PHONY: help setup constraints up down status test test-python test-node test-java lint fmt clean-stack
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-14s %s\n", $$1, $$2}'
+
+# ------------------------------------------------------------------ setup
+$(VENV)/.stamp: sdk-python/pyproject.toml orchestrator/pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11+)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e 'sdk-python[dev]' -e 'orchestrator[dev]'
+	touch $@
+
+sdk-node/node_modules/.stamp: sdk-node/package.json sdk-node/package-lock.json
+	cd sdk-node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sdk-java/target/.stamp: sdk-java/pom.xml
+	mvn -q -B -f sdk-java/pom.xml dependency:go-offline test-compile
+	mkdir -p sdk-java/target && touch $@
+
+setup: $(VENV)/.stamp sdk-node/node_modules/.stamp sdk-java/target/.stamp ## create .venv, npm ci, resolve Maven builds (no-op when done)
+
+constraints: ## regenerate constraints.txt from the current .venv (pins without index URLs)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' | sort > constraints.txt
+
+# ------------------------------------------------------------------ stack
+up: ## start Kafka, PostgreSQL and Redis natively (idempotent)
+	@$(STACK) up
+
+down: ## stop everything native that up/dev started (by pid file)
+	@$(STACK) down
+
+status: ## show the stack's state and the connection env vars
+	@$(STACK) status
+
+# ------------------------------------------------------------------ tests
+test: setup ## run every test suite (brings the stack up when it is down)
+	@$(STACK) up >/dev/null
+	@$(MAKE) --no-print-directory test-python test-node test-java
+
+test-python: ## Python suites: stack smoke, orchestrator, SDK, cross-language
+	@$(STACK_ENV) && $(VENV)/bin/pytest -q
+
+test-node: ## Node SDK tests (node --test)
+	@$(STACK_ENV) && cd sdk-node && npm test --silent
+
+test-java: ## Java SDK tests (JUnit 5 via Maven)
+	@$(STACK_ENV) && mvn -q -B -f sdk-java/pom.xml test
+
+lint: setup ## ruff, mypy (strict for the SDK), tsc
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy sdk-python/baton
+	cd sdk-node && npm run --silent lint
+
+fmt: setup ## format Python sources
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean-stack: down ## stop the stack and delete its data dir (.stack/)
+	rm -rf .stack
