@@ -1,0 +1,325 @@
+/**
+ * The Worker: registers handlers, consumes `<prefix>jobs.<action>`, runs at most `concurrency`
+ * jobs at a time and answers on `<prefix>results`. Delivery rules (docs/sdk-contract.md): a job's
+ * offset is committed only after its result was acknowledged, contiguously per partition, so a
+ * crash at any point re-runs jobs rather than losing them.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { resolveConfig, validateAction, type WorkerConfig, type WorkerOptions } from './config.js'
+import { ConfigError } from './errors.js'
+import { defaultLogger, type Logger } from './logger.js'
+import { type Handler } from './execute.js'
+import { OffsetTracker, tp } from './offsets.js'
+import { encodeWorkerHeartbeat, timestampNow, type WorkerHeartbeat } from './protocol.js'
+import { VERSION } from './version.js'
+import { createClients, endOffsets, ensureTopics, openJobStream, topicsFor, type Clients, type JobStream, type KafkaMessage, type Topics } from './_kafka.js'
+import { JobRunner, type RunReport } from './_runner.js'
+
+export type { RunReport } from './_runner.js'
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+export class Worker {
+  /** `node-<hostname>-<pid>-<4 hex>`: names this process in results and presence heartbeats. */
+  readonly id = `node-${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
+  readonly #config: WorkerConfig
+  readonly #logger: Logger
+  readonly #topics: Topics
+  readonly #handlers = new Map<string, Handler>()
+  readonly #tracker = new OffsetTracker()
+  #state: State = 'new'
+  #clients: Clients | undefined
+  #stream: JobStream | undefined
+  #runner: JobRunner | undefined
+  #offsetsReady = false
+  #startedAt = ''
+  #timers: NodeJS.Timeout[] = []
+  #commitInFlight: Promise<void> | undefined
+  #stopping: Promise<void> | undefined
+  #removeSignalHandlers: (() => void) | undefined
+
+  constructor (options: WorkerOptions = {}) {
+    this.#config = resolveConfig(options)
+    this.#logger = options.logger ?? defaultLogger()
+    this.#topics = topicsFor(this.#config.topicPrefix)
+  }
+
+  /** Registers `fn` for `action`; `fn(payload, ctx)` may return a value or a Promise. */
+  register (action: string, fn: Handler): this {
+    validateAction(action)
+    if (this.#handlers.has(action)) throw new ConfigError(`action '${action}' is already registered`)
+    if (typeof fn !== 'function') throw new ConfigError(`handler for '${action}' must be callable`)
+    if (this.#state !== 'new') throw new ConfigError('register() must be called before start()')
+    this.#handlers.set(action, fn)
+    return this
+  }
+
+  get actions (): string[] {
+    return [...this.#handlers.keys()]
+  }
+
+  /** Number of jobs whose handler or result send is under way. */
+  get inFlight (): number {
+    return this.#runner?.active ?? 0
+  }
+
+  /**
+   * Creates missing topics, joins the consumer group and starts consuming. Resolves once jobs flow;
+   * the worker then runs until `stop()`, SIGINT or SIGTERM.
+   */
+  async start (): Promise<void> {
+    if (this.#state !== 'new') throw new ConfigError('a Worker can be started only once')
+    if (this.#handlers.size === 0) throw new ConfigError('register at least one action before start()')
+    this.#state = 'starting'
+    this.#startedAt = timestampNow()
+    const clients = createClients(this.#config, this.id)
+    this.#clients = clients
+    try {
+      await this.#connect(clients)
+    } catch (err: unknown) {
+      this.#state = 'stopped'
+      await this.#close()
+      throw err
+    }
+    this.#state = 'running'
+    if (this.#config.handleSignals) this.#installSignalHandlers()
+    this.#logger.info('worker started', { worker_id: this.id, actions: this.actions, group_id: this.#config.groupId })
+  }
+
+  async #connect (clients: Clients): Promise<void> {
+    for (const client of [clients.admin, clients.producer, clients.consumer]) {
+      client.on('error', (err: unknown) => this.#logger.warn('kafka client error', { error: describe(err) }))
+    }
+    const jobTopics = this.actions.map((a) => this.#topics.jobs(a))
+    const { results, dlt, workers } = this.#topics
+    await ensureTopics(clients.admin, [...jobTopics, results, dlt, workers], this.#config.topicPartitions, this.#logger)
+    await clients.admin.close()
+    this.#runner = new JobRunner({
+      config: this.#config,
+      logger: this.#logger,
+      handlers: this.#handlers,
+      topics: this.#topics,
+      tracker: this.#tracker,
+      workerId: this.id,
+      producer: clients.producer,
+      isStopped: () => this.#state === 'stopped',
+      onIdleSlot: () => { if (this.#state === 'running') this.#stream?.resume() }
+    })
+    // Registered before consume(): the first join happens inside it.
+    clients.consumer.on('consumer:group:join', (payload) => this.#onAssigned(payload.assignments ?? []))
+    await this.#openStream()
+    this.#every(100, () => { void this.#commit() })
+    this.#every(this.#config.presenceIntervalMs, () => { void this.#sendPresence('RUNNING') })
+    void this.#sendPresence('RUNNING')
+  }
+
+  async #openStream (): Promise<void> {
+    const clients = this.#clients
+    if (clients === undefined) return
+    const stream = await openJobStream(clients.consumer, this.actions.map((a) => this.#topics.jobs(a)))
+    this.#stream = stream
+    stream.on('offsets', () => { this.#offsetsReady = true })
+    stream.on('data', (message: KafkaMessage) => this.#onMessage(message))
+    stream.on('error', (err: unknown) => { void this.#reopen(err) })
+  }
+
+  // The client destroys its stream when a fetch fails for good (broker gone too long). Keep the
+  // group membership and fetch again from the committed offsets; duplicates are filtered.
+  async #reopen (err: unknown): Promise<void> {
+    if (this.#state !== 'running') return
+    this.#logger.error('job stream failed; reopening', { error: describe(err) })
+    await sleep(1000, undefined, { ref: false })
+    if (this.#state !== 'running') return
+    this.#openStream().catch((e: unknown) => { void this.#reopen(e) })
+  }
+
+  #onAssigned (assignments: Array<{ topic: string, partitions: number[] }>): void {
+    const assigned = new Set(assignments.flatMap((a) => a.partitions.map((p) => tp(a.topic, p))))
+    this.#tracker.retain(assigned)
+    this.#offsetsReady = false
+    this.#logger.info('partitions assigned', { count: assigned.size })
+  }
+
+  #onMessage (message: KafkaMessage): void {
+    const runner = this.#runner
+    // While stopping, buffered records are left uncommitted: another worker (or this one after a
+    // restart) gets them again. A record of a partition revoked while it sat in the buffer likewise.
+    if (runner === undefined || this.#state !== 'running') return
+    if (!this.#isAssigned(message.topic, message.partition)) return
+    if (!this.#tracker.begin(message.topic, message.partition, message.offset)) return
+    if (runner.active + 1 >= this.#config.concurrency) this.#stream?.pause()
+    runner.run(message)
+  }
+
+  #isAssigned (topic: string, partition: number): boolean {
+    const assignments = this.#clients?.consumer.assignments ?? []
+    return assignments.some((a) => a.topic === topic && a.partitions.includes(partition))
+  }
+
+  async #commit (): Promise<void> {
+    const consumer = this.#clients?.consumer
+    if (consumer === undefined || this.#commitInFlight !== undefined) return await this.#commitInFlight
+    const positions = this.#tracker.pending()
+    if (positions.length === 0) return
+    this.#commitInFlight = consumer.commit({ offsets: positions.map((p) => ({ ...p, leaderEpoch: -1 })) })
+      .then(() => this.#tracker.markCommitted(positions))
+      .catch((err: unknown) => this.#logger.warn('offset commit failed; will retry', { error: describe(err) }))
+      .finally(() => { this.#commitInFlight = undefined })
+    await this.#commitInFlight
+  }
+
+  async #sendPresence (status: WorkerHeartbeat['status']): Promise<void> {
+    const producer = this.#clients?.producer
+    if (producer === undefined) return
+    const heartbeat: WorkerHeartbeat = {
+      v: 1,
+      worker_id: this.id,
+      language: 'node',
+      sdk_version: VERSION,
+      hostname: hostname(),
+      pid: process.pid,
+      group_id: this.#config.groupId,
+      actions: this.actions,
+      concurrency: this.#config.concurrency,
+      in_flight: this.inFlight,
+      status,
+      started_at: this.#startedAt,
+      sent_at: timestampNow()
+    }
+    const message = { topic: this.#topics.workers, key: Buffer.from(this.id), value: Buffer.from(encodeWorkerHeartbeat(heartbeat)) }
+    try {
+      await producer.send({ messages: [message] })
+    } catch (err: unknown) {
+      this.#logger.warn('presence heartbeat failed', { error: describe(err) })
+    }
+  }
+
+  /**
+   * Graceful drain: stop fetching, wait up to `timeoutMs` for in-flight jobs and their results,
+   * commit, announce STOPPED, close. Jobs still running at the timeout stay uncommitted (another
+   * worker runs them again) and their `ctx.signal` is aborted.
+   */
+  async stop (timeoutMs: number = this.#config.shutdownTimeoutMs): Promise<void> {
+    if (this.#state === 'new') {
+      this.#state = 'stopped'
+      return
+    }
+    this.#stopping ??= this.#drain(timeoutMs)
+    await this.#stopping
+  }
+
+  async #drain (timeoutMs: number): Promise<void> {
+    while (this.#state === 'starting') await sleep(10)
+    if (this.#state === 'stopped') return
+    this.#state = 'stopping'
+    this.#stream?.pause()
+    this.#logger.info('stopping: draining in-flight jobs', { in_flight: this.inFlight, timeout_ms: timeoutMs })
+    const deadline = Date.now() + timeoutMs
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(10)
+    if (this.inFlight > 0) {
+      this.#logger.warn('drain timed out; abandoning jobs (left uncommitted)', { in_flight: this.inFlight })
+      this.#runner?.abandonAll('worker shutdown timeout')
+    }
+    await this.#commit()
+    await this.#commit() // a commit already in flight above may have predated the last results
+    await this.#sendPresence('STOPPED')
+    this.#state = 'stopped'
+    await this.#close()
+    this.#logger.info('worker stopped', { worker_id: this.id, ...this.report })
+  }
+
+  async #close (): Promise<void> {
+    for (const t of this.#timers) clearInterval(t)
+    this.#timers = []
+    this.#removeSignalHandlers?.()
+    const clients = this.#clients
+    if (clients === undefined) return
+    const closers = [
+      async () => await this.#stream?.close(),
+      async () => await clients.consumer.close(true),
+      async () => await clients.producer.close(),
+      async () => await clients.admin.close()
+    ]
+    for (const close of closers) {
+      try {
+        await close()
+      } catch (err: unknown) {
+        this.#logger.debug('error while closing kafka client', { error: describe(err) })
+      }
+    }
+  }
+
+  /** Counts since start: jobs completed, failed and dead-lettered (undecodable) by this worker. */
+  get report (): RunReport {
+    return this.#runner?.report ?? { completed: 0, failed: 0, deadLettered: 0 }
+  }
+
+  /**
+   * Burst mode, for tests and batch jobs: start if needed, process until every assigned partition's
+   * position reached its end offset and nothing is in flight, then stop and return the counts.
+   */
+  async runUntilIdle (options: { timeoutMs?: number, pollMs?: number } = {}): Promise<RunReport> {
+    const timeoutMs = options.timeoutMs ?? 60_000
+    if (this.#state === 'new') await this.start()
+    const deadline = Date.now() + timeoutMs
+    while (!(await this.#isIdle())) {
+      if (Date.now() > deadline) {
+        await this.stop()
+        throw new Error(`runUntilIdle: not idle after ${timeoutMs} ms`)
+      }
+      await sleep(options.pollMs ?? 50)
+    }
+    await this.stop()
+    return this.report
+  }
+
+  async #isIdle (): Promise<boolean> {
+    const consumer = this.#clients?.consumer
+    const stream = this.#stream
+    if (this.#state !== 'running' || consumer?.assignments == null || stream === undefined) return false
+    if (!this.#offsetsReady || this.inFlight > 0 || stream.readableLength > 0) return false
+    const assignments = consumer.assignments
+    const ends = await endOffsets(consumer, assignments.map((a) => a.topic))
+    for (const { topic, partitions } of assignments) {
+      for (const partition of partitions) {
+        const end = ends.get(topic)?.[partition]
+        const position = this.#tracker.position(topic, partition) ?? stream.offsetsToFetch.get(tp(topic, partition))
+        if (end === undefined || position === undefined || position < end) return false
+      }
+    }
+    return this.inFlight === 0 && stream.readableLength === 0
+  }
+
+  #every (ms: number, fn: () => void): void {
+    const timer = setInterval(fn, ms)
+    timer.unref()
+    this.#timers.push(timer)
+  }
+
+  #installSignalHandlers (): void {
+    let signalled = false
+    const onSignal = (signal: NodeJS.Signals): void => {
+      // A second signal means "now": the operator gave up waiting for the drain.
+      if (signalled) process.exit(signal === 'SIGINT' ? 130 : 143)
+      signalled = true
+      this.#logger.info(`received ${signal}: draining`)
+      this.stop().catch((err: unknown) => this.#logger.error('stop failed', { error: describe(err) }))
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    this.#removeSignalHandlers = () => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> {
+    await this.stop()
+  }
+}
+
+function describe (err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+}

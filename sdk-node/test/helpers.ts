@@ -1,0 +1,154 @@
+/**
+ * Test helpers against the real Kafka of the local stack. Every test gets its own topic prefix and
+ * group (`t-<uuid>-`), deletes its topics afterwards and waits with deadlines, never bare sleeps.
+ */
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { TestContext } from 'node:test'
+import { Admin, Consumer, Producer, compatibilityPartitioner, type Message } from '@platformatic/kafka'
+import Ajv2020 from 'ajv/dist/2020.js'
+import type { Logger } from '../src/index.js'
+import type { Job } from '../src/protocol.js'
+
+export const BOOTSTRAP = process.env.BATON_KAFKA_BOOTSTRAP_SERVERS ?? '127.0.0.1:9092'
+export const REPO_ROOT = new URL('../../../', import.meta.url)
+
+export type Record_ = Message<Buffer, Buffer, Buffer, Buffer>
+
+/** A logger that keeps lines for assertions and prints nothing. */
+export function memoryLogger (): Logger & { lines: Array<{ level: string, message: string, fields?: object }> } {
+  const lines: Array<{ level: string, message: string, fields?: object }> = []
+  const push = (level: string) => (message: string, fields?: object) => { lines.push({ level, message, fields }) }
+  return { lines, debug: push('debug'), info: push('info'), warn: push('warn'), error: push('error') }
+}
+
+export async function eventually<T> (check: () => T | Promise<T>, timeoutMs = 15_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const result = await check()
+    if (result !== undefined && result !== null && result !== false) return result as NonNullable<T>
+    if (Date.now() > deadline) throw new Error(`${what} not true after ${timeoutMs} ms`)
+    await sleep(50)
+  }
+}
+
+export function makeJob (action: string, input: unknown, overrides: Partial<Job> = {}): Job {
+  const now = Date.now()
+  return {
+    v: 1,
+    job_id: randomUUID(),
+    run_id: randomUUID(),
+    workflow_id: 'wf-test',
+    workflow_version: 1,
+    step: 'step-a',
+    action,
+    attempt: 1,
+    max_attempts: 4,
+    input,
+    deadline: new Date(now + 300_000).toISOString(),
+    timeout_ms: 300_000,
+    created_at: new Date(now).toISOString(),
+    ...overrides
+  }
+}
+
+/** One isolated corner of the broker: unique prefix and group, topics deleted after the test. */
+export class KafkaScope {
+  readonly prefix = `t-${randomUUID()}-`
+  readonly group = `${this.prefix}group`
+  readonly admin = new Admin({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP] })
+  readonly producer = new Producer({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP], partitioner: compatibilityPartitioner })
+  readonly #consumers: Array<Consumer<Buffer, Buffer, Buffer, Buffer>> = []
+
+  static async open (t: TestContext): Promise<KafkaScope> {
+    const scope = new KafkaScope()
+    t.after(async () => { await scope.close() })
+    // Fails (not skips) when Kafka is down: listTopics needs a broker.
+    await scope.admin.listTopics()
+    return scope
+  }
+
+  topic (suffix: string): string {
+    return `${this.prefix}${suffix}`
+  }
+
+  async createTopics (suffixes: string[], partitions = 1): Promise<void> {
+    await this.admin.createTopics({ topics: suffixes.map((s) => this.topic(s)), partitions, replicas: 1 })
+  }
+
+  async produce (suffix: string, values: Array<string | object>, headers?: Record<string, string>): Promise<void> {
+    const messages = values.map((v) => {
+      const value = typeof v === 'string' ? v : JSON.stringify(v)
+      const runId = typeof v === 'object' && 'run_id' in v ? String(v.run_id) : 'raw'
+      const h = new Map(Object.entries(headers ?? {}).map(([k, x]) => [Buffer.from(k), Buffer.from(x)]))
+      return { topic: this.topic(suffix), key: Buffer.from(runId), value: Buffer.from(value), headers: h }
+    })
+    await this.producer.send({ messages })
+  }
+
+  /** Reads `suffix` from the beginning until `count` records arrived (or fails at the deadline). */
+  async read (suffix: string, count: number, timeoutMs = 15_000): Promise<Record_[]> {
+    const consumer = new Consumer({ clientId: 'baton-test-reader', groupId: `${this.prefix}reader-${randomUUID()}`, bootstrapBrokers: [BOOTSTRAP], autocommit: false })
+    this.#consumers.push(consumer)
+    const stream = await consumer.consume({ topics: [this.topic(suffix)], mode: 'earliest', autocommit: false })
+    const records: Record_[] = []
+    stream.on('data', (m: Record_) => records.push(m))
+    try {
+      await eventually(() => records.length >= count, timeoutMs, `${count} records on ${suffix} (got ${records.length})`)
+      return records
+    } finally {
+      await stream.close()
+      await consumer.close(true)
+    }
+  }
+
+  async readJson<T = any> (suffix: string, count: number, timeoutMs?: number): Promise<T[]> {
+    return (await this.read(suffix, count, timeoutMs)).map((r) => JSON.parse(r.value.toString('utf8')) as T)
+  }
+
+  /** Sum of the group's committed offsets over the partitions of `suffix`. */
+  async committed (suffix: string): Promise<bigint> {
+    const groups = await this.admin.listConsumerGroupOffsets({ groups: [this.group] })
+    let sum = 0n
+    for (const g of groups) {
+      for (const t of g.topics) {
+        if (t.name !== this.topic(suffix)) continue
+        for (const p of t.partitions) if (p.committedOffset > 0n) sum += p.committedOffset
+      }
+    }
+    return sum
+  }
+
+  async close (): Promise<void> {
+    for (const c of this.#consumers) {
+      try { await c.close(true) } catch {}
+    }
+    try {
+      const mine = (await this.admin.listTopics()).filter((t) => t.startsWith(this.prefix))
+      if (mine.length > 0) await this.admin.deleteTopics({ topics: mine })
+    } catch {}
+    await this.producer.close().catch(() => {})
+    await this.admin.close().catch(() => {})
+  }
+}
+
+export function headerMap (record: Record_): Map<string, Buffer> {
+  return new Map([...record.headers].map(([k, v]) => [k.toString('utf8'), v]))
+}
+
+const schemas = new Map<string, (data: unknown) => boolean>()
+
+/** Validates `data` against protocol/schemas/<name>.schema.json; returns the errors as text. */
+export function schemaErrors (name: 'job' | 'result' | 'worker-heartbeat', data: unknown): string {
+  let validate = schemas.get(name)
+  if (validate === undefined) {
+    const ajv = new Ajv2020.default({ strict: false, validateFormats: false, allErrors: true })
+    const fn = ajv.compile(JSON.parse(readFileSync(new URL(`protocol/schemas/${name}.schema.json`, REPO_ROOT), 'utf8')))
+    validate = (d: unknown) => { const ok = fn(d); lastErrors = ok ? '' : ajv.errorsText(fn.errors); return ok }
+    schemas.set(name, validate)
+  }
+  validate(data)
+  return lastErrors
+}
+let lastErrors = ''
