@@ -1,0 +1,178 @@
+package dev.baton.worker;
+
+import dev.baton.worker.internal.Settings;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Function;
+import java.util.regex.Pattern;
+
+/**
+ * Options of a {@link Worker}. Nothing is mandatory: an option not set here falls back to its
+ * {@code BATON_*} environment variable, then to the default. {@link #build()} validates and throws
+ * {@link IllegalArgumentException} with the messages shared by all Baton SDKs.
+ */
+public final class WorkerBuilder {
+  private static final Pattern HOST_PORT =
+      Pattern.compile("^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:,\\[\\]]+):\\d{1,5}$");
+  private static final Pattern TOPIC_PREFIX = Pattern.compile("^[A-Za-z0-9._-]*$");
+
+  private String bootstrapServers;
+  private String groupId;
+  private Integer concurrency;
+  private String topicPrefix;
+  private Long maxPayloadBytes;
+  private Integer topicPartitions;
+  private Duration heartbeatInterval;
+  private Duration drainTimeout = Duration.ofSeconds(30);
+  private final Map<String, Object> kafkaProperties = new HashMap<>();
+  private final Map<String, Object> consumerProperties = new HashMap<>();
+  private Function<String, String> env = System::getenv;
+
+  WorkerBuilder() {}
+
+  /** Comma-separated {@code host:port} list; env {@code BATON_KAFKA_BOOTSTRAP_SERVERS}. */
+  public WorkerBuilder bootstrapServers(String bootstrapServers) {
+    this.bootstrapServers = bootstrapServers;
+    return this;
+  }
+
+  /** Consumer group shared by every worker of the same actions; env {@code BATON_WORKER_GROUP}. */
+  public WorkerBuilder groupId(String groupId) {
+    this.groupId = groupId;
+    return this;
+  }
+
+  /** Most jobs running at once (1-1000, default 8); env {@code BATON_WORKER_CONCURRENCY}. */
+  public WorkerBuilder concurrency(int concurrency) {
+    this.concurrency = concurrency;
+    return this;
+  }
+
+  /** Prefix of every topic name (default {@code workflow-}); env {@code BATON_TOPIC_PREFIX}. */
+  public WorkerBuilder topicPrefix(String topicPrefix) {
+    this.topicPrefix = topicPrefix;
+    return this;
+  }
+
+  /** Largest encoded output (default 1 MiB); env {@code BATON_MAX_PAYLOAD_BYTES}. */
+  public WorkerBuilder maxPayloadBytes(long maxPayloadBytes) {
+    this.maxPayloadBytes = maxPayloadBytes;
+    return this;
+  }
+
+  /** Partitions of the topics this worker creates (default 6); env {@code BATON_TOPIC_PARTITIONS}. */
+  public WorkerBuilder topicPartitions(int topicPartitions) {
+    this.topicPartitions = topicPartitions;
+    return this;
+  }
+
+  /** Presence heartbeat period (default 5 s); env {@code BATON_WORKER_HEARTBEAT_INTERVAL} in seconds. */
+  public WorkerBuilder heartbeatInterval(Duration heartbeatInterval) {
+    this.heartbeatInterval = heartbeatInterval;
+    return this;
+  }
+
+  /** How long {@code close()} waits for running handlers (default 30 s). */
+  public WorkerBuilder drainTimeout(Duration drainTimeout) {
+    this.drainTimeout = drainTimeout;
+    return this;
+  }
+
+  /** A Kafka client property for every client of the worker (e.g. security settings). */
+  public WorkerBuilder kafkaProperty(String key, Object value) {
+    kafkaProperties.put(Objects.requireNonNull(key, "key"), value);
+    return this;
+  }
+
+  /** A Kafka property for the job consumer only (e.g. {@code session.timeout.ms}). */
+  public WorkerBuilder consumerProperty(String key, Object value) {
+    consumerProperties.put(Objects.requireNonNull(key, "key"), value);
+    return this;
+  }
+
+  /** Tests swap the environment to check the fallbacks without touching the real one. */
+  WorkerBuilder env(Function<String, String> env) {
+    this.env = env;
+    return this;
+  }
+
+  public Worker build() {
+    return new Worker(settings());
+  }
+
+  Settings settings() {
+    String servers = pick(bootstrapServers, "BATON_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
+    require(validServers(servers), "bootstrap_servers must be a non-empty host:port list");
+    String group = pick(groupId, "BATON_WORKER_GROUP", "workflow-workers");
+    require(group != null && !group.isBlank(), "group_id must be a non-empty string");
+    String prefix = pick(topicPrefix, "BATON_TOPIC_PREFIX", "workflow-");
+    require(TOPIC_PREFIX.matcher(prefix).matches(), "topic_prefix may contain only [A-Za-z0-9._-]");
+    long workers = number(concurrency, "BATON_WORKER_CONCURRENCY", 8);
+    require(workers >= 1 && workers <= 1000, "concurrency must be an integer between 1 and 1000");
+    long payload = number(maxPayloadBytes, "BATON_MAX_PAYLOAD_BYTES", 1_048_576);
+    require(payload >= 1 && payload <= Integer.MAX_VALUE, "max_payload_bytes must be a positive integer");
+    long partitions = number(topicPartitions, "BATON_TOPIC_PARTITIONS", 6);
+    require(partitions >= 1 && partitions <= Integer.MAX_VALUE, "topic_partitions must be a positive integer");
+    Duration interval = heartbeatInterval != null ? heartbeatInterval : envSeconds();
+    require(interval != null && interval.toMillis() > 0, "heartbeat_interval must be a positive number of seconds");
+    require(drainTimeout != null && !drainTimeout.isNegative(), "drain_timeout must not be negative");
+    return new Settings(servers.trim(), group, (int) workers, prefix, (int) payload, (int) partitions,
+        interval, drainTimeout, kafkaProperties, consumerProperties);
+  }
+
+  private String pick(String explicit, String envName, String fallback) {
+    if (explicit != null) {
+      return explicit;
+    }
+    String fromEnv = env.apply(envName);
+    return fromEnv != null ? fromEnv : fallback;
+  }
+
+  /** Returns -1 for an unparsable env value so the range check reports it with the contract's message. */
+  private long number(Number explicit, String envName, long fallback) {
+    if (explicit != null) {
+      return explicit.longValue();
+    }
+    String fromEnv = env.apply(envName);
+    if (fromEnv == null) {
+      return fallback;
+    }
+    try {
+      return Long.parseLong(fromEnv.trim());
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  private Duration envSeconds() {
+    String fromEnv = env.apply("BATON_WORKER_HEARTBEAT_INTERVAL");
+    if (fromEnv == null) {
+      return Duration.ofSeconds(5);
+    }
+    try {
+      return Duration.ofMillis(Math.round(Double.parseDouble(fromEnv.trim()) * 1000));
+    } catch (NumberFormatException e) {
+      return null;
+    }
+  }
+
+  private static boolean validServers(String servers) {
+    if (servers == null || servers.isBlank()) {
+      return false;
+    }
+    for (String server : servers.split(",", -1)) {
+      if (!HOST_PORT.matcher(server.trim()).matches()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static void require(boolean ok, String message) {
+    if (!ok) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+}

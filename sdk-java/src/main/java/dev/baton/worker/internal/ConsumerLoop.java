@@ -1,0 +1,247 @@
+package dev.baton.worker.internal;
+
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.consumer.Consumer;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The consumer thread, the only one that touches the KafkaConsumer. It polls, hands records to the
+ * handler pool while fewer than {@code concurrency} run, pauses fetching when full, and commits each
+ * partition contiguously up to its first unfinished job.
+ */
+final class ConsumerLoop implements Runnable {
+  private static final Logger LOG = LoggerFactory.getLogger(ConsumerLoop.class);
+  private static final Duration POLL = Duration.ofMillis(100);
+  private static final long COMMIT_EVERY_MS = 100;
+  private static final long IDLE_CHECK_EVERY_MS = 100;
+
+  private final Consumer<byte[], byte[]> consumer;
+  private final Collection<String> topics;
+  private final Settings settings;
+  private final ExecutorService handlers;
+  private final JobRunner runner;
+  private final Counters counters;
+  private final LinkedBlockingQueue<Event> events;
+  private final boolean untilIdle;
+  private final OffsetTracker tracker = new OffsetTracker();
+  private final ArrayDeque<ConsumerRecord<byte[], byte[]>> buffer = new ArrayDeque<>();
+  private final CountDownLatch finished = new CountDownLatch(1);
+  private volatile boolean stopRequested;
+  private int outstanding; // dispatched jobs whose result is not acknowledged yet
+  private boolean assigned;
+  private long lastCommit;
+  private long lastIdleCheck;
+
+  ConsumerLoop(Consumer<byte[], byte[]> consumer, Collection<String> topics, Settings settings,
+      ExecutorService handlers, JobRunner runner, Counters counters, LinkedBlockingQueue<Event> events,
+      boolean untilIdle) {
+    this.consumer = consumer;
+    this.topics = topics;
+    this.settings = settings;
+    this.handlers = handlers;
+    this.runner = runner;
+    this.counters = counters;
+    this.events = events;
+    this.untilIdle = untilIdle;
+  }
+
+  void requestStop() {
+    stopRequested = true;
+  }
+
+  boolean awaitFinished(Duration timeout) throws InterruptedException {
+    return finished.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  @Override
+  public void run() {
+    try {
+      consumer.subscribe(topics, new Rebalance());
+      while (!stopRequested) {
+        pollOnce();
+        if (untilIdle && idle()) {
+          break;
+        }
+      }
+      drain();
+    } catch (RuntimeException | InterruptedException e) {
+      LOG.error("consumer loop stopped by an error; uncommitted jobs will be redelivered", e);
+    } finally {
+      try {
+        consumer.close(Duration.ofSeconds(5));
+      } finally {
+        finished.countDown();
+      }
+    }
+  }
+
+  private void pollOnce() throws InterruptedException {
+    boolean full = !buffer.isEmpty();
+    if (full) {
+      // Fetching is paused; poll only to keep the group membership alive, and wait for a free slot.
+      consumer.pause(consumer.assignment());
+      take(consumer.poll(Duration.ZERO));
+      Event event = events.poll(50, TimeUnit.MILLISECONDS);
+      if (event != null) {
+        apply(event);
+      }
+    } else {
+      if (!consumer.paused().isEmpty()) {
+        consumer.resume(consumer.paused());
+      }
+      take(consumer.poll(POLL));
+    }
+    applyEvents();
+    dispatch();
+    commitIfDue(false);
+  }
+
+  private void take(Iterable<ConsumerRecord<byte[], byte[]>> records) {
+    for (ConsumerRecord<byte[], byte[]> record : records) {
+      tracker.register(new TopicPartition(record.topic(), record.partition()), record.offset());
+      buffer.add(record);
+    }
+  }
+
+  private void dispatch() {
+    while (!buffer.isEmpty() && counters.running.get() < settings.concurrency()) {
+      ConsumerRecord<byte[], byte[]> record = buffer.poll();
+      counters.running.incrementAndGet();
+      outstanding++;
+      handlers.execute(() -> runner.run(record));
+    }
+  }
+
+  private void applyEvents() {
+    Event event;
+    while ((event = events.poll()) != null) {
+      apply(event);
+    }
+  }
+
+  private void apply(Event event) {
+    switch (event.kind()) {
+      case ACKED -> {
+        outstanding--;
+        tracker.done(event.partition(), event.offset());
+      }
+      case SEND_FAILED -> outstanding--;
+      case SLOT_FREED -> { } // the dispatch that follows every apply uses the slot
+    }
+  }
+
+  private void commitIfDue(boolean sync) {
+    long now = System.currentTimeMillis();
+    if (!sync && now - lastCommit < COMMIT_EVERY_MS) {
+      return;
+    }
+    lastCommit = now;
+    Map<TopicPartition, OffsetAndMetadata> offsets = tracker.committable();
+    if (offsets.isEmpty()) {
+      return;
+    }
+    if (sync) {
+      try {
+        consumer.commitSync(offsets, Duration.ofSeconds(10));
+        tracker.committed(offsets);
+      } catch (RuntimeException e) {
+        LOG.warn("final commit failed, those jobs will be redelivered: {}", e.toString());
+      }
+    } else {
+      consumer.commitAsync(offsets, (committed, e) -> {
+        if (e == null) {
+          tracker.committed(committed);
+        } else {
+          LOG.warn("commit failed, retrying with the next one: {}", e.toString());
+        }
+      });
+    }
+  }
+
+  /** Burst mode: every assigned partition read to its end and every result acknowledged. */
+  private boolean idle() {
+    if (!assigned || !buffer.isEmpty() || outstanding > 0) {
+      return false;
+    }
+    long now = System.currentTimeMillis();
+    if (now - lastIdleCheck < IDLE_CHECK_EVERY_MS) {
+      return false;
+    }
+    lastIdleCheck = now;
+    Set<TopicPartition> assignment = consumer.assignment();
+    Map<TopicPartition, Long> ends = consumer.endOffsets(assignment, Duration.ofSeconds(10));
+    for (TopicPartition partition : assignment) {
+      if (consumer.position(partition, Duration.ofSeconds(10)) < ends.get(partition)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Graceful stop: start nothing new, wait for running jobs' results, then commit what they freed. */
+  private void drain() throws InterruptedException {
+    buffer.clear(); // never started: left uncommitted, so the group delivers them again
+    long deadline = System.nanoTime() + settings.drainTimeout().toNanos();
+    while (outstanding > 0 && System.nanoTime() < deadline) {
+      Event event = events.poll(50, TimeUnit.MILLISECONDS);
+      if (event != null) {
+        apply(event);
+      }
+    }
+    applyEvents();
+    if (outstanding > 0) {
+      LOG.warn("{} jobs still running after the drain timeout of {}; they stay uncommitted",
+          outstanding, settings.drainTimeout());
+    }
+    commitIfDue(true);
+  }
+
+  private final class Rebalance implements ConsumerRebalanceListener {
+    @Override
+    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      assigned = true;
+      LOG.debug("assigned {}", partitions);
+    }
+
+    @Override
+    public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      // Commit what is finished while we still own it; in-flight results are still sent, but their
+      // offsets now belong to the next owner, which may run those jobs again (at-least-once).
+      Map<TopicPartition, OffsetAndMetadata> offsets = tracker.committable(partitions);
+      if (!offsets.isEmpty()) {
+        try {
+          consumer.commitSync(offsets, Duration.ofSeconds(10));
+        } catch (RuntimeException e) {
+          LOG.warn("commit on revocation failed: {}", e.toString());
+        }
+      }
+      forget(partitions);
+    }
+
+    @Override
+    public void onPartitionsLost(Collection<TopicPartition> partitions) {
+      forget(partitions);
+    }
+
+    private void forget(Collection<TopicPartition> partitions) {
+      tracker.forget(partitions);
+      List<TopicPartition> gone = new ArrayList<>(partitions);
+      buffer.removeIf(r -> gone.contains(new TopicPartition(r.topic(), r.partition())));
+    }
+  }
+}

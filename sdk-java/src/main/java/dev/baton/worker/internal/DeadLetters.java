@@ -1,0 +1,39 @@
+package dev.baton.worker.internal;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.header.Headers;
+
+/**
+ * Builds the DLT record of an undecodable job: the original bytes unchanged, with Spring Kafka's
+ * {@code kafka_dlt-*} headers so existing DLT tooling can read why it is there.
+ */
+final class DeadLetters {
+  private DeadLetters() {}
+
+  static ProducerRecord<byte[], byte[]> undecodable(ConsumerRecord<byte[], byte[]> record, String topic,
+      String groupId, String reason) {
+    ProducerRecord<byte[], byte[]> dead = new ProducerRecord<>(topic, record.key(), record.value());
+    Headers headers = dead.headers();
+    headers.add("kafka_dlt-original-topic", utf8(record.topic()));
+    headers.add("kafka_dlt-original-partition", ByteBuffer.allocate(4).putInt(record.partition()).array());
+    headers.add("kafka_dlt-original-offset", ByteBuffer.allocate(8).putLong(record.offset()).array());
+    headers.add("kafka_dlt-original-timestamp", ByteBuffer.allocate(8).putLong(record.timestamp()).array());
+    headers.add("kafka_dlt-original-consumer-group", utf8(groupId));
+    headers.add("kafka_dlt-exception-fqcn", utf8("Undecodable"));
+    headers.add("kafka_dlt-exception-message", utf8(reason));
+    headers.add("kafka_dlt-exception-stacktrace", new byte[0]);
+    headers.add("baton-dlt-reason", utf8("undecodable"));
+    String jobId = Job.peekJobId(record.value());
+    if (jobId != null) {
+      headers.add("baton-job-id", utf8(jobId));
+    }
+    return dead;
+  }
+
+  private static byte[] utf8(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
+  }
+}

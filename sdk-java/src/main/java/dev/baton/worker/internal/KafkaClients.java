@@ -1,0 +1,124 @@
+package dev.baton.worker.internal;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/** Kafka client settings the delivery rules depend on, and topic creation. */
+final class KafkaClients {
+  /** Room for the envelope around an output of exactly {@code maxPayloadBytes}. */
+  private static final int ENVELOPE_ROOM = 64 * 1024;
+
+  private KafkaClients() {}
+
+  static KafkaProducer<byte[], byte[]> producer(Settings settings, String clientId) {
+    Map<String, Object> props = common(settings, clientId);
+    props.put(ProducerConfig.ACKS_CONFIG, "all");
+    props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
+    props.put(ProducerConfig.LINGER_MS_CONFIG, 1); // batches form under load; idle latency stays low
+    props.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, settings.maxPayloadBytes() + ENVELOPE_ROOM);
+    props.putAll(settings.kafkaProperties());
+    return new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer());
+  }
+
+  static KafkaConsumer<byte[], byte[]> consumer(Settings settings, String clientId) {
+    Map<String, Object> props = common(settings, clientId);
+    props.put(ConsumerConfig.GROUP_ID_CONFIG, settings.groupId());
+    props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+    props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    // Cooperative: a worker joining or leaving moves only some partitions, so the others keep running
+    // and committing instead of all being revoked at once.
+    props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, CooperativeStickyAssignor.class.getName());
+    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(100, Math.min(1000, settings.concurrency() * 4)));
+    props.putAll(settings.kafkaProperties());
+    props.putAll(settings.consumerProperties());
+    return new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+  }
+
+  /** Creates the missing topics ("already exists" is success) and waits until metadata shows them. */
+  static void ensureTopics(Settings settings, Collection<String> topics, Duration timeout) {
+    Map<String, Object> props = common(settings, "baton-admin");
+    props.putAll(settings.kafkaProperties());
+    long deadline = System.nanoTime() + timeout.toNanos();
+    try (Admin admin = Admin.create(props)) {
+      List<NewTopic> wanted = new ArrayList<>();
+      for (String topic : topics) {
+        wanted.add(new NewTopic(topic, Optional.of(settings.topicPartitions()), Optional.empty())
+            .configs(Map.of("max.message.bytes", Integer.toString(settings.maxPayloadBytes() + ENVELOPE_ROOM))));
+      }
+      admin.createTopics(wanted).values().forEach((topic, future) -> awaitCreated(topic,
+          () -> future.get(remaining(deadline), TimeUnit.NANOSECONDS), deadline));
+      // A subscription made before every broker knows a new topic would miss it until the next metadata
+      // refresh; burst mode could then report idle too early.
+      awaitCreated("metadata", () -> admin.describeTopics(topics).allTopicNames().get(remaining(deadline),
+          TimeUnit.NANOSECONDS), deadline);
+    }
+  }
+
+  private interface Wait {
+    Object get() throws Exception;
+  }
+
+  private static void awaitCreated(String what, Wait wait, long deadline) {
+    while (true) {
+      try {
+        wait.get();
+        return;
+      } catch (ExecutionException e) {
+        if (e.getCause() instanceof TopicExistsException) {
+          return;
+        }
+        if (!(e.getCause() instanceof UnknownTopicOrPartitionException) || remaining(deadline) <= 0) {
+          throw new IllegalStateException("cannot create Kafka topics (" + what + "): " + e.getCause(), e);
+        }
+        pause();
+      } catch (TimeoutException e) {
+        throw new IllegalStateException("timed out creating Kafka topics (" + what + ")", e);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("interrupted while creating Kafka topics", e);
+      } catch (Exception e) {
+        throw new IllegalStateException("cannot create Kafka topics (" + what + "): " + e, e);
+      }
+    }
+  }
+
+  private static void pause() {
+    try {
+      Thread.sleep(50);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while creating Kafka topics", e);
+    }
+  }
+
+  private static long remaining(long deadline) {
+    return Math.max(0, deadline - System.nanoTime());
+  }
+
+  private static Map<String, Object> common(Settings settings, String clientId) {
+    Map<String, Object> props = new HashMap<>();
+    props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, settings.bootstrapServers());
+    props.put(AdminClientConfig.CLIENT_ID_CONFIG, clientId);
+    return props;
+  }
+}

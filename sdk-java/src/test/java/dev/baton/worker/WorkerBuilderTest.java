@@ -1,0 +1,99 @@
+package dev.baton.worker;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.baton.worker.internal.Settings;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Config and registration rules of docs/sdk-contract.md, with its exact messages. */
+class WorkerBuilderTest {
+  private static WorkerBuilder withEnv(Map<String, String> env) {
+    return Worker.builder().env(env::get);
+  }
+
+  @Test
+  void shouldUseDefaultsWhenNothingIsSet() {
+    Settings settings = withEnv(Map.of()).settings();
+    assertThat(settings.bootstrapServers()).isEqualTo("localhost:9092");
+    assertThat(settings.groupId()).isEqualTo("workflow-workers");
+    assertThat(settings.concurrency()).isEqualTo(8);
+    assertThat(settings.topicPrefix()).isEqualTo("workflow-");
+    assertThat(settings.maxPayloadBytes()).isEqualTo(1_048_576);
+    assertThat(settings.topicPartitions()).isEqualTo(6);
+    assertThat(settings.heartbeatInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(settings.jobTopic("step1")).isEqualTo("workflow-jobs.step1");
+    assertThat(settings.resultsTopic()).isEqualTo("workflow-results");
+    assertThat(settings.deadLetterTopic()).isEqualTo("workflow-jobs.DLT");
+    assertThat(settings.workersTopic()).isEqualTo("workflow-workers");
+  }
+
+  @Test
+  void shouldReadEnvWhenOptionNotGiven() {
+    Settings settings = withEnv(Map.of("BATON_KAFKA_BOOTSTRAP_SERVERS", "a:1,b:2",
+        "BATON_WORKER_GROUP", "g", "BATON_WORKER_CONCURRENCY", "3", "BATON_TOPIC_PREFIX", "p-",
+        "BATON_MAX_PAYLOAD_BYTES", "100", "BATON_TOPIC_PARTITIONS", "2",
+        "BATON_WORKER_HEARTBEAT_INTERVAL", "0.5")).settings();
+    assertThat(settings.bootstrapServers()).isEqualTo("a:1,b:2");
+    assertThat(settings.groupId()).isEqualTo("g");
+    assertThat(settings.concurrency()).isEqualTo(3);
+    assertThat(settings.topicPrefix()).isEqualTo("p-");
+    assertThat(settings.maxPayloadBytes()).isEqualTo(100);
+    assertThat(settings.topicPartitions()).isEqualTo(2);
+    assertThat(settings.heartbeatInterval()).isEqualTo(Duration.ofMillis(500));
+  }
+
+  @Test
+  void shouldPreferExplicitOptionWhenEnvAlsoSet() {
+    Settings settings = withEnv(Map.of("BATON_WORKER_CONCURRENCY", "3", "BATON_WORKER_GROUP", "env"))
+        .concurrency(5).groupId("explicit").settings();
+    assertThat(settings.concurrency()).isEqualTo(5);
+    assertThat(settings.groupId()).isEqualTo("explicit");
+  }
+
+  @Test
+  void shouldRejectWithContractMessageWhenOptionInvalid() {
+    assertInvalid(withEnv(Map.of()).bootstrapServers(""), "bootstrap_servers must be a non-empty host:port list");
+    assertInvalid(withEnv(Map.of()).bootstrapServers("nohost"), "bootstrap_servers must be a non-empty host:port list");
+    assertInvalid(withEnv(Map.of()).groupId(" "), "group_id must be a non-empty string");
+    assertInvalid(withEnv(Map.of()).concurrency(0), "concurrency must be an integer between 1 and 1000");
+    assertInvalid(withEnv(Map.of()).concurrency(1001), "concurrency must be an integer between 1 and 1000");
+    assertInvalid(withEnv(Map.of("BATON_WORKER_CONCURRENCY", "many")),
+        "concurrency must be an integer between 1 and 1000");
+    assertInvalid(withEnv(Map.of()).topicPrefix("bad prefix"), "topic_prefix may contain only [A-Za-z0-9._-]");
+    assertInvalid(withEnv(Map.of()).maxPayloadBytes(0), "max_payload_bytes must be a positive integer");
+    assertInvalid(withEnv(Map.of()).topicPartitions(0), "topic_partitions must be a positive integer");
+  }
+
+  private static void assertInvalid(WorkerBuilder builder, String message) {
+    assertThatThrownBy(builder::build).isInstanceOf(IllegalArgumentException.class).hasMessage(message);
+  }
+
+  @Test
+  void shouldRejectWithContractMessageWhenRegistrationInvalid() {
+    Worker worker = withEnv(Map.of()).build();
+    worker.register("step1", payload -> "Java processed: " + payload);
+    worker.register("charge", (payload, ctx) -> ctx.idempotencyKey());
+    assertThatThrownBy(() -> worker.register("DLT", payload -> null))
+        .hasMessage("invalid action name 'DLT': use 1-200 of [A-Za-z0-9._-], not 'DLT'");
+    assertThatThrownBy(() -> worker.register("a b", payload -> null))
+        .hasMessage("invalid action name 'a b': use 1-200 of [A-Za-z0-9._-], not 'DLT'");
+    assertThatThrownBy(() -> worker.register("x".repeat(201), payload -> null))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> worker.register("step1", payload -> null))
+        .isInstanceOf(IllegalArgumentException.class).hasMessage("action 'step1' is already registered");
+    assertThatThrownBy(() -> worker.register("other", (JobHandler) null))
+        .isInstanceOf(IllegalArgumentException.class).hasMessage("handler for 'other' must be callable");
+  }
+
+  @Test
+  void shouldHaveStableCodesWhenErrorsCreated() {
+    assertThat(new NonRetryableError("x").code()).isEqualTo("BATON_NON_RETRYABLE");
+    assertThat(new RetryLater(Duration.ZERO).code()).isEqualTo("BATON_RETRY_LATER");
+    assertThat(new PayloadTooLarge(2, 1).code()).isEqualTo("BATON_PAYLOAD_TOO_LARGE");
+    assertThat(new SerializationError("x", null).code()).isEqualTo("BATON_SERIALIZATION");
+    assertThat(new NonRetryableError("x")).isInstanceOf(BatonError.class).isInstanceOf(RuntimeException.class);
+  }
+}
