@@ -1,15 +1,102 @@
-"""The `baton` command line."""
+"""The `baton` command line: `baton server`, `baton db upgrade`. The only place logging is configured."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
 
 from . import __version__
 
+_JOB_FIELDS = ("run_id", "step", "job_id", "workflow_id")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update({f: getattr(record, f) for f in _JOB_FIELDS if hasattr(record, f)})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from .settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  BATON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        sys.exit("invalid configuration:\n" + "\n".join(lines))
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .db import migrate
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if (settings.auto_migrate and not args.no_migrate and args.role != "engine") or args.migrate:
+        _migrate_or_exit(migrate, settings)
+    app = create_app(settings, role=args.role)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def _migrate_or_exit(migrate, settings) -> None:  # type: ignore[no-untyped-def]
+    try:
+        migrate(settings)
+    except Exception as exc:
+        sys.exit(f"database migration failed ({settings.database_url.split('@')[-1]}): {exc}")
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    from .db import migrate
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _migrate_or_exit(migrate, settings)
+    print("database is at the newest revision")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baton", description="Baton orchestrator (settings: BATON_* env vars)")
+    parser.add_argument("--version", action="version", version=f"baton {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    server = sub.add_parser("server", help="run the HTTP API and/or the engine")
+    server.add_argument("--role", choices=["all", "api", "engine"], default="all")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8080)
+    server.add_argument("--no-migrate", action="store_true", help="do not run database migrations at start")
+    server.add_argument("--migrate", action="store_true", help="run migrations even for --role engine")
+    server.set_defaults(func=cmd_server)
+    db = sub.add_parser("db", help="database tasks")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply migrations up to the newest revision")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="baton", description="Baton orchestrator")
-    parser.add_argument("--version", action="version", version=f"baton {__version__}")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

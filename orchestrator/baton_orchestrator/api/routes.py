@@ -1,0 +1,133 @@
+"""HTTP routes (DESIGN §7): parse, call one service or query function, respond."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import service
+from ..definitions import WorkflowSpec
+from ..store import queries
+from .deps import CoreDep, require_api_key
+
+router = APIRouter(dependencies=[Depends(require_api_key)], default_response_class=JSONResponse)
+RunStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Replays with the same key return the original run (200); another body is a 409.",
+    ),
+]
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(None, description="Any JSON value; the first step's payload.")
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any = Field(None, description="Replace the step's input for the new attempt (optional).")
+
+
+@router.post("/workflow", status_code=201, tags=["workflows"], summary="Define a workflow (new version)")
+async def define_workflow(core: CoreDep, spec: WorkflowSpec) -> dict[str, Any]:
+    return await service.define(core, spec)
+
+
+@router.get("/workflow", tags=["workflows"], summary="List workflows (latest versions)")
+async def list_workflows(core: CoreDep, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+    return await queries.list_workflows(core.db, limit, cursor)
+
+
+@router.get("/workflow/runs", tags=["runs"], summary="List runs, newest first")
+async def list_runs(
+    core: CoreDep,
+    workflow_id: str | None = None,
+    status: RunStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    return await queries.list_runs(core.db, workflow_id, status, limit, cursor)
+
+
+@router.get("/workflow/run/{run_id}", tags=["runs"], summary="A run with every step and attempt")
+async def get_run(core: CoreDep, run_id: str) -> dict[str, Any]:
+    return await queries.get_run(core.db, run_id)
+
+
+@router.post("/workflow/run/{run_id}/cancel", tags=["runs"], summary="Cancel a running run")
+async def cancel_run(core: CoreDep, run_id: str) -> dict[str, Any]:
+    return await service.cancel(core, run_id)
+
+
+@router.post("/workflow/run/{run_id}/retry", tags=["runs"], summary="Retry a FAILED run from its failed steps")
+async def retry_run(core: CoreDep, run_id: str) -> dict[str, Any]:
+    return await service.retry_run(core, run_id)
+
+
+@router.get("/workflow/{workflow_id}", tags=["workflows"], summary="A workflow definition")
+async def get_workflow(
+    core: CoreDep, workflow_id: str, version: Annotated[int | None, Query(ge=1)] = None
+) -> dict[str, Any]:
+    return await queries.get_workflow(core.db, workflow_id, version)
+
+
+@router.post(
+    "/workflow/{workflow_id}/trigger",
+    tags=["runs"],
+    status_code=201,
+    summary="Start a run (201 new, 200 idempotent replay)",
+)
+async def trigger(
+    core: CoreDep,
+    workflow_id: str,
+    response: Response,
+    idempotency_key: IdemKey = None,
+    body: Annotated[TriggerRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    status, payload = await service.trigger(core, workflow_id, body.input if body else None, idempotency_key)
+    response.status_code = status
+    return payload
+
+
+@router.get("/dlq", tags=["dead letters"], summary="Dead letters")
+async def list_dlq(
+    core: CoreDep,
+    status: Literal["OPEN", "REDRIVEN", "DISCARDED"] = "OPEN",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    return await queries.list_dead_letters(core.db, status, limit, cursor)
+
+
+@router.post(
+    "/dlq/{dead_letter_id}/redrive",
+    tags=["dead letters"],
+    summary="Re-open the step with a fresh attempt budget (optionally new input)",
+)
+async def redrive(
+    core: CoreDep, dead_letter_id: int, body: Annotated[RedriveRequest | None, Body()] = None
+) -> dict[str, Any]:
+    has_input = body is not None and "input" in body.model_fields_set
+    return await service.redrive(core, dead_letter_id, body.input if body else None, has_input)
+
+
+@router.delete("/dlq/{dead_letter_id}", tags=["dead letters"], status_code=204, summary="Discard a dead letter")
+async def discard(core: CoreDep, dead_letter_id: int) -> Response:
+    await service.discard(core, dead_letter_id)
+    return Response(status_code=204)
+
+
+@router.get("/workers", tags=["workers"], summary="Workers seen in the last 15 s")
+async def workers(core: CoreDep) -> dict[str, Any]:
+    return await service.workers(core)

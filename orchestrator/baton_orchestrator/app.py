@@ -1,0 +1,138 @@
+"""create_app(settings, role): the FastAPI app, with the engine's loops when the role includes them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from . import __version__
+from .api import errors, ops, routes
+from .bus import kafka
+from .core import Core
+from .db import create_engine
+from .engine.loops import PresenceLoop, RelayLoop, ResultsLoop, TimersLoop
+from .metrics import Metrics
+from .settings import Settings
+
+log = logging.getLogger("baton")
+ROLES = ("all", "api", "engine")
+
+
+class StartupError(RuntimeError):
+    """A required service did not answer within the start-up timeout."""
+
+
+async def _connect(what: str, settings: Settings, fn: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(settings.startup_timeout_seconds),
+            wait=wait_exponential(multiplier=0.2, max=3),
+            retry=retry_if_exception_type(Exception),
+            reraise=True,
+        ):
+            with attempt:
+                await fn()
+    except Exception as exc:
+        raise StartupError(f"could not connect to {what} within {settings.startup_timeout_seconds:g}s: {exc}") from exc
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    # A loop must never die silently: an engine without its results loop leaves every run stuck.
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s loop crashed; restarting in 1s", name)
+            await asyncio.sleep(1)
+
+
+async def _start_core(settings: Settings, role: str, stack: AsyncExitStack) -> Core:
+    db = create_engine(settings)
+    stack.push_async_callback(db.dispose)
+
+    async def db_ping() -> None:
+        async with db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    await _connect("PostgreSQL", settings, db_ping)
+    producer = kafka.producer(settings)
+    await _connect("Kafka", settings, producer.start)
+    stack.push_async_callback(producer.stop)
+    topics = kafka.Topics(settings)
+    await _connect("Kafka (admin)", settings, topics.start)
+    stack.push_async_callback(topics.close)
+    await topics.ensure(
+        [settings.results_topic, settings.results_dlt_topic, settings.jobs_dlt_topic, settings.workers_topic]
+    )
+    redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    stack.push_async_callback(redis.aclose)
+    core = Core(settings, db, redis, producer, topics, Metrics(), role=role)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        core.redis_failed(exc)
+    return core
+
+
+async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[None]]:
+    s = core.settings
+    results = kafka.consumer(s, s.results_topic, s.engine_group_id)
+    await _connect("Kafka (results consumer)", s, results.start)
+    stack.push_async_callback(results.stop)
+    presence = kafka.consumer(s, s.workers_topic, f"{s.engine_group_id}-workers")
+    await _connect("Kafka (workers consumer)", s, presence.start)
+    stack.push_async_callback(presence.stop)
+    loops = {
+        "results": ResultsLoop(s, core.db, results, core.producer, core.publisher, core.applier, core.metrics).run,
+        "timers": TimersLoop(s, core.db, core.publisher, core.applier, core.metrics).run,
+        "relay": RelayLoop(s, core.db, core.producer, core.metrics).run,
+        "presence": PresenceLoop(s, presence, core.redis).run,
+    }
+    return [asyncio.create_task(_supervise(name, run), name=f"baton-{name}") for name, run in loops.items()]
+
+
+def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
+    """Build the orchestrator. `role`: all (API + engine), api, or engine (loops + /health, /metrics)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            core = await _start_core(settings, role, stack)
+            app.state.core = core
+            tasks = await _start_engine(core, stack) if role in ("all", "engine") else []
+            log.info("baton orchestrator started (role=%s)", role)
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = FastAPI(
+        title="Baton",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        description="Kafka-backed polyglot job broker: define workflows, trigger runs, inspect them.",
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, max_bytes=settings.max_payload_bytes)
+    app.include_router(ops.router)
+    if role != "engine":
+        app.include_router(routes.router)
+    return app

@@ -1,0 +1,79 @@
+"""aiokafka plumbing: the idempotent producer, consumers, and topic creation."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from ..settings import Settings
+
+log = logging.getLogger("baton.kafka")
+
+
+def producer(settings: Settings) -> AIOKafkaProducer:
+    # acks=all + idempotence: an acknowledged job survives a broker restart and is never duplicated
+    # by the producer's own retries. A small linger lets a batch of dispatches share one request.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        max_request_size=max(settings.max_payload_bytes * 2, 1_048_576),
+        request_timeout_ms=30_000,
+    )
+
+
+def consumer(settings: Settings, topic: str, group_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max(settings.max_payload_bytes * 2, 1_048_576),
+        fetch_max_wait_ms=100,
+    )
+
+
+class Topics:
+    """Creates topics on first need; 'already exists' is success (start order never matters)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._known: set[str] = set()
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def start(self) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await self._admin.start()
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+
+    async def ensure(self, names: list[str]) -> None:
+        missing = [n for n in dict.fromkeys(names) if n not in self._known]
+        if not missing:
+            return
+        assert self._admin is not None, "Topics.start() first"
+        existing = set(await self._admin.list_topics())
+        to_create = [n for n in missing if n not in existing]
+        if to_create:
+            resp = await self._admin.create_topics(
+                [NewTopic(n, num_partitions=self.settings.topic_partitions, replication_factor=1) for n in to_create]
+            )
+            for topic_error in resp.topic_errors:
+                name, code = topic_error[0], topic_error[1]
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise RuntimeError(f"could not create topic {name}: Kafka error code {code}")
+                log.info("created topic %s", name)
+        self._known.update(missing)
+
+    async def cluster_ok(self) -> bool:
+        assert self._admin is not None
+        await self._admin.describe_cluster()
+        return True

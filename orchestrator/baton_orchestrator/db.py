@@ -1,0 +1,35 @@
+"""PostgreSQL access: the async engine, and Alembic migrations (`baton db upgrade`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_engine(settings: Settings, pool_size: int = 10) -> AsyncEngine:
+    connect_args = {}
+    if settings.database_schema:
+        connect_args["options"] = f"-c search_path={settings.database_schema}"
+    return create_async_engine(
+        settings.sqlalchemy_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the schema to the newest revision (idempotent; safe to run from every replica)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    cfg.attributes["schema"] = settings.database_schema or None
+    command.upgrade(cfg, "head")

@@ -1,0 +1,126 @@
+"""Pure workflow logic: what a result means for a step, which steps are ready, what a step gets as input.
+
+No I/O here, so every rule is unit-tested without services.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+OPEN_STEP = ("QUEUED", "RUNNING")
+TERMINAL_STEP = ("COMPLETED", "DEAD_LETTERED", "CANCELLED", "SKIPPED")
+TERMINAL_RUN = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class FailureDecision:
+    """What to do with a failed attempt: retry after `delay` seconds, or give the step up."""
+
+    retry: bool
+    delay: float
+    reason: str  # retries_exhausted | non_retryable | timeout (when given up)
+
+
+def decide_failure(
+    policy: dict[str, Any],
+    attempt: int,
+    max_attempts: int,
+    error: dict[str, Any],
+    rng: random.Random | None = None,
+) -> FailureDecision:
+    etype = str(error.get("type") or "")
+    if not error.get("retryable", True) or etype in policy.get("non_retryable_errors", ()):
+        return FailureDecision(False, 0.0, "non_retryable")
+    if attempt >= max_attempts:
+        return FailureDecision(False, 0.0, "timeout" if etype == "Timeout" else "retries_exhausted")
+    retry_after_ms = error.get("retry_after_ms")
+    if isinstance(retry_after_ms, int | float) and not isinstance(retry_after_ms, bool) and retry_after_ms >= 0:
+        return FailureDecision(True, retry_after_ms / 1000.0, "")
+    return FailureDecision(True, retry_delay(policy, attempt, rng), "")
+
+
+def retry_delay(policy: dict[str, Any], attempt: int, rng: random.Random | None = None) -> float:
+    """Delay before attempt `attempt + 1`: initial * coefficient^(attempt-1), capped, then jittered."""
+    base = float(policy.get("initial_interval", 1.0)) * float(policy.get("backoff_coefficient", 1.0)) ** (attempt - 1)
+    delay = min(base, float(policy.get("max_interval", 3600.0)))
+    jitter = float(policy.get("jitter", 0.0))
+    if jitter:
+        delay *= 1 + (rng or random).uniform(-jitter, jitter)
+    return max(delay, 0.0)
+
+
+def ready_steps(steps: list[dict[str, Any]], status: dict[str, str]) -> list[str]:
+    """PENDING steps whose parents have all COMPLETED, in definition order."""
+    return [
+        s["name"]
+        for s in steps
+        if status.get(s["name"]) == "PENDING" and all(status.get(d) == "COMPLETED" for d in s["depends_on"])
+    ]
+
+
+def run_outcome(status: dict[str, str]) -> str | None:
+    """COMPLETED when every step completed; None while anything is still to do."""
+    if all(v == "COMPLETED" for v in status.values()):
+        return "COMPLETED"
+    return None
+
+
+def is_blocked(status: dict[str, str]) -> bool:
+    """True when no step can make progress (none open, retrying or pending-ready) but the run is not done."""
+    if all(v == "COMPLETED" for v in status.values()):
+        return False
+    return not any(v in ("QUEUED", "RUNNING", "FAILED") for v in status.values())
+
+
+def step_input(step: dict[str, Any], run_input: Any, outputs: dict[str, Any]) -> Any:
+    """Root step: the run input; one parent: its output; several: {parent: output}; `input`: a template."""
+    template = step.get("input")
+    if template is not None:
+        return resolve_template(template, run_input, outputs)
+    deps = step["depends_on"]
+    if not deps:
+        return run_input
+    if len(deps) == 1:
+        return outputs.get(deps[0])
+    return {d: outputs.get(d) for d in deps}
+
+
+def resolve_template(template: Any, run_input: Any, outputs: dict[str, Any]) -> Any:
+    """Replace "$.input[.path]" and "$.steps.<name>.output[.path]" strings; everything else is literal."""
+    if isinstance(template, dict):
+        return {k: resolve_template(v, run_input, outputs) for k, v in template.items()}
+    if isinstance(template, list):
+        return [resolve_template(v, run_input, outputs) for v in template]
+    if not isinstance(template, str) or not template.startswith("$."):
+        return template
+    parts = template[2:].split(".")
+    if parts[0] == "input":
+        return _dig(run_input, parts[1:])
+    if parts[0] == "steps" and len(parts) >= 3 and parts[2] == "output":
+        return _dig(outputs.get(parts[1]), parts[3:])
+    return template
+
+
+def _dig(value: Any, path: list[str]) -> Any:
+    for key in path:
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return None
+    return value
+
+
+def template_refs(template: Any) -> set[str]:
+    """Step names a template reads, so definitions can be checked for references to unknown steps."""
+    if isinstance(template, dict):
+        return set().union(*(template_refs(v) for v in template.values())) if template else set()
+    if isinstance(template, list):
+        return set().union(*(template_refs(v) for v in template)) if template else set()
+    if isinstance(template, str) and template.startswith("$.steps."):
+        parts = template.split(".")
+        return {parts[2]} if len(parts) > 2 else set()
+    return set()

@@ -1,0 +1,368 @@
+"""What the API does: define, trigger, cancel, retry, redrive, discard. One transaction each.
+
+Each operation commits its state change together with the jobs it creates (outbox), then publishes
+those jobs once the commit is durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .bus.codec import iso
+from .core import Core, ServiceError
+from .definitions import DefinitionError, WorkflowSpec, normalise
+from .engine.apply import Applied
+from .engine.dispatch import JobSpec, add_events, queue_jobs
+
+
+async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
+    try:
+        definition = normalise(spec, core.settings.default_step_timeout_seconds)
+    except DefinitionError as exc:
+        raise ServiceError(422, "invalid_definition", str(exc), exc.details) from None
+    await core.topics.ensure([core.settings.job_topic(s["action"]) for s in definition["steps"]])
+    async with core.db.begin() as conn:
+        # A per-id advisory lock makes concurrent POSTs of one id get consecutive versions.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": definition["id"]})
+        version = (
+            await conn.execute(
+                text("SELECT COALESCE(max(version), 0) + 1 FROM workflows WHERE id = :id"),
+                {"id": definition["id"]},
+            )
+        ).scalar_one()
+        definition["version"] = version
+        row = (
+            await conn.execute(
+                text(
+                    "INSERT INTO workflows (id, version, definition) VALUES (:id, :v, CAST(:d AS jsonb)) "
+                    "RETURNING created_at"
+                ),
+                {"id": definition["id"], "v": version, "d": orjson.dumps(definition).decode()},
+            )
+        ).one()
+    return {**definition, "created_at": iso(row.created_at)}
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def trigger_body(run_id: str, workflow_id: str, version: int, key: str | None, created_at: Any) -> dict[str, Any]:
+    # Built only from immutable fields, so a replay answers with exactly the original body.
+    return {
+        "run_id": run_id,
+        "workflow_id": workflow_id,
+        "workflow_version": version,
+        "idempotency_key": key,
+        "created_at": iso(created_at),
+        "links": {"run": f"/workflow/run/{run_id}"},
+    }
+
+
+async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None) -> tuple[int, dict[str, Any]]:
+    digest = request_hash({"input": run_input})
+    if key:
+        cached = await _idem_get(core, workflow_id, key)
+        if cached:
+            return _replay(cached["hash"], digest, cached["body"])
+    async with core.db.begin() as conn:
+        latest = (
+            await conn.execute(
+                text("SELECT version, definition FROM workflows WHERE id = :id ORDER BY version DESC LIMIT 1"),
+                {"id": workflow_id},
+            )
+        ).first()
+        if latest is None:
+            raise ServiceError(404, "workflow_not_found", f"workflow {workflow_id!r} does not exist")
+        run_id = str(uuid.uuid4())
+        created = await _insert_run(conn, run_id, workflow_id, latest.version, run_input, key, digest)
+        if created is None:
+            return await _replay_from_db(core, conn, workflow_id, key, digest)
+        await _insert_steps(conn, run_id, latest.definition)
+        applied = Applied([], [], [], runs_finished={})
+        outbound = await core.applier.schedule(conn, [run_id], applied)
+        await add_events(conn, [(run_id, None, "run_started", {"workflow_version": latest.version})])
+    await core.publisher.publish(outbound)
+    core.metrics.runs_triggered.inc()
+    core.metrics.steps_dispatched.inc(len(outbound))
+    body = trigger_body(run_id, workflow_id, latest.version, key, created)
+    if key:
+        await _idem_set(core, workflow_id, key, digest, body)
+    return 201, body
+
+
+def _replay(stored_hash: str, digest: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if stored_hash != digest:
+        raise ServiceError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request body",
+            {"run_id": body["run_id"]},
+        )
+    return 200, body
+
+
+async def _insert_run(
+    conn: AsyncConnection,
+    run_id: str,
+    workflow_id: str,
+    version: int,
+    run_input: Any,
+    key: str | None,
+    digest: str,
+) -> Any:
+    # ON CONFLICT waits for a concurrent insert of the same key to commit: exactly one run per key.
+    row = (
+        await conn.execute(
+            text("""
+            INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, request_hash)
+            VALUES (:id, :wf, :v, 'RUNNING', CAST(:input AS jsonb), :key, :hash)
+            ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING created_at
+        """),
+            {
+                "id": run_id,
+                "wf": workflow_id,
+                "v": version,
+                "input": orjson.dumps(run_input).decode(),
+                "key": key,
+                "hash": digest,
+            },
+        )
+    ).first()
+    return row.created_at if row else None
+
+
+async def _replay_from_db(
+    core: Core, conn: AsyncConnection, workflow_id: str, key: str | None, digest: str
+) -> tuple[int, dict[str, Any]]:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT id::text, workflow_version, request_hash, created_at FROM runs "
+                "WHERE workflow_id = :wf AND idempotency_key = :key"
+            ),
+            {"wf": workflow_id, "key": key},
+        )
+    ).one()
+    body = trigger_body(row.id, workflow_id, row.workflow_version, key, row.created_at)
+    if key:
+        await _idem_set(core, workflow_id, key, row.request_hash, body)
+    return _replay(row.request_hash, digest, body)
+
+
+async def _insert_steps(conn: AsyncConnection, run_id: str, definition: dict[str, Any]) -> None:
+    steps = definition["steps"]
+    await conn.execute(
+        text("""
+            INSERT INTO steps (run_id, name, position, action, status, attempt, max_attempts, timeout_ms)
+            SELECT :run_id, n, p, a, 'PENDING', 0, m, t
+            FROM unnest(CAST(:names AS text[]), CAST(:positions AS int[]), CAST(:actions AS text[]),
+                        CAST(:maxes AS int[]), CAST(:timeouts AS int[])) AS x(n, p, a, m, t)
+        """),
+        {
+            "run_id": run_id,
+            "names": [s["name"] for s in steps],
+            "positions": list(range(len(steps))),
+            "actions": [s["action"] for s in steps],
+            "maxes": [s["retry"]["max_retries"] + 1 for s in steps],
+            "timeouts": [int(s["timeout"] * 1000) for s in steps],
+        },
+    )
+
+
+def _idem_key(core: Core, workflow_id: str, key: str) -> str:
+    return f"{core.settings.redis_prefix}idem:{workflow_id}:{key}"
+
+
+async def _idem_get(core: Core, workflow_id: str, key: str) -> dict[str, Any] | None:
+    try:
+        raw = await core.redis.get(_idem_key(core, workflow_id, key))
+    except Exception as exc:
+        core.redis_failed(exc)
+        return None
+    core.redis_ok = True
+    return orjson.loads(raw) if raw else None
+
+
+async def _idem_set(core: Core, workflow_id: str, key: str, digest: str, body: dict[str, Any]) -> None:
+    try:
+        await core.redis.set(
+            _idem_key(core, workflow_id, key),
+            orjson.dumps({"hash": digest, "body": body}),
+            nx=True,
+            ex=core.settings.idempotency_ttl_seconds,
+        )
+    except Exception as exc:
+        core.redis_failed(exc)
+
+
+async def _lock_run(conn: AsyncConnection, run_id: str) -> Any:
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist") from None
+    row = (
+        await conn.execute(
+            text("SELECT id::text, status, workflow_id, workflow_version FROM runs WHERE id = :id FOR UPDATE"),
+            {"id": run_id},
+        )
+    ).first()
+    if row is None:
+        raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist")
+    return row
+
+
+async def cancel(core: Core, run_id: str) -> dict[str, Any]:
+    async with core.db.begin() as conn:
+        run = await _lock_run(conn, run_id)
+        if run.status not in ("PENDING", "RUNNING"):
+            raise ServiceError(409, "run_not_cancellable", f"run is {run.status}; only a running run can be cancelled")
+        # Open attempts become CANCELLED too, so their late results are recorded as no-ops.
+        await conn.execute(
+            text("""
+            UPDATE steps SET status = 'CANCELLED', deadline = NULL, next_attempt_at = NULL, updated_at = now()
+            WHERE run_id = :id AND status IN ('PENDING', 'QUEUED', 'RUNNING', 'FAILED')"""),
+            {"id": run_id},
+        )
+        await conn.execute(
+            text("""UPDATE runs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
+            WHERE id = :id"""),
+            {"id": run_id},
+        )
+        await add_events(conn, [(run_id, None, "run_cancelled", {})])
+    core.metrics.runs_finished.labels("CANCELLED").inc()
+    return {"run_id": run_id, "status": "CANCELLED"}
+
+
+async def retry_run(core: Core, run_id: str) -> dict[str, Any]:
+    """Re-open every dead-lettered step of a FAILED run with a fresh attempt budget."""
+    async with core.db.begin() as conn:
+        run = await _lock_run(conn, run_id)
+        if run.status != "FAILED":
+            raise ServiceError(409, "run_not_failed", f"run is {run.status}; only a FAILED run can be retried")
+        dead = (
+            (
+                await conn.execute(
+                    text("SELECT name FROM steps WHERE run_id = :id AND status = 'DEAD_LETTERED' ORDER BY position"),
+                    {"id": run_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        outbound = await _reopen(core, conn, run, [(name, None, False) for name in dead])
+        await conn.execute(
+            text("""UPDATE dead_letters SET status = 'REDRIVEN', resolved_at = now()
+            WHERE run_id = :id AND status = 'OPEN'"""),
+            {"id": run_id},
+        )
+    await core.publisher.publish(outbound)
+    return {"run_id": run_id, "status": "RUNNING", "reopened_steps": list(dead)}
+
+
+async def redrive(core: Core, dead_letter_id: int, new_input: Any, has_input: bool) -> dict[str, Any]:
+    async with core.db.begin() as conn:
+        dl = (
+            await conn.execute(
+                text("SELECT id, run_id::text AS run_id, step, status FROM dead_letters WHERE id = :id FOR UPDATE"),
+                {"id": dead_letter_id},
+            )
+        ).first()
+        if dl is None:
+            raise ServiceError(404, "dead_letter_not_found", f"dead letter {dead_letter_id} does not exist")
+        if dl.status != "OPEN":
+            raise ServiceError(409, "dead_letter_closed", f"dead letter {dead_letter_id} is already {dl.status}")
+        run = await _lock_run(conn, dl.run_id)
+        if run.status == "CANCELLED":
+            raise ServiceError(409, "run_cancelled", "the run was cancelled; trigger a new run instead")
+        step_status = (
+            await conn.execute(
+                text("SELECT status FROM steps WHERE run_id = :r AND name = :s"),
+                {"r": dl.run_id, "s": dl.step},
+            )
+        ).scalar_one()
+        outbound = []
+        if step_status == "DEAD_LETTERED":
+            outbound = await _reopen(core, conn, run, [(dl.step, new_input, has_input)])
+        await conn.execute(
+            text("UPDATE dead_letters SET status = 'REDRIVEN', resolved_at = now() WHERE id = :id"),
+            {"id": dead_letter_id},
+        )
+    await core.publisher.publish(outbound)
+    return {"id": dead_letter_id, "run_id": dl.run_id, "step": dl.step, "status": "REDRIVEN"}
+
+
+async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple[str, Any, bool]]) -> list[Any]:
+    if not steps:
+        return []
+    definition = await core.definitions.get(conn, run.workflow_id, run.workflow_version)
+    rows = {
+        r.name: r
+        for r in (
+            await conn.execute(
+                text("SELECT name, attempt, input FROM steps WHERE run_id = :id AND name = ANY(:names)"),
+                {"id": run.id, "names": [s[0] for s in steps]},
+            )
+        ).all()
+    }
+    jobs = []
+    for name, new_input, has_input in steps:
+        step = definition["_by_name"][name]
+        attempt = rows[name].attempt + 1
+        jobs.append(
+            JobSpec(
+                run.id,
+                run.workflow_id,
+                run.workflow_version,
+                name,
+                step["action"],
+                attempt,
+                attempt + step["retry"]["max_retries"],
+                new_input if has_input else rows[name].input,
+                step["timeout"],
+            )
+        )
+    await conn.execute(
+        text("""UPDATE runs SET status = 'RUNNING', error = NULL, finished_at = NULL,
+        updated_at = now() WHERE id = :id"""),
+        {"id": run.id},
+    )
+    await add_events(conn, [(run.id, None, "run_reopened", {"steps": [s[0] for s in steps]})])
+    core.metrics.steps_dispatched.inc(len(jobs))
+    return await queue_jobs(conn, core.settings, jobs)
+
+
+async def discard(core: Core, dead_letter_id: int) -> None:
+    async with core.db.begin() as conn:
+        row = (
+            await conn.execute(
+                text("""UPDATE dead_letters SET status = 'DISCARDED', resolved_at = now()
+            WHERE id = :id AND status = 'OPEN' RETURNING id"""),
+                {"id": dead_letter_id},
+            )
+        ).first()
+        if row is None:
+            exists = (
+                await conn.execute(text("SELECT status FROM dead_letters WHERE id = :id"), {"id": dead_letter_id})
+            ).first()
+            if exists is None:
+                raise ServiceError(404, "dead_letter_not_found", f"dead letter {dead_letter_id} does not exist")
+            raise ServiceError(409, "dead_letter_closed", f"dead letter {dead_letter_id} is already {exists.status}")
+
+
+async def workers(core: Core) -> dict[str, Any]:
+    try:
+        keys = [k async for k in core.redis.scan_iter(match=f"{core.settings.redis_prefix}worker:*", count=500)]
+        values = await core.redis.mget(keys) if keys else []
+    except Exception as exc:
+        core.redis_failed(exc)
+        raise ServiceError(503, "redis_unavailable", "worker presence is kept in Redis, which is unavailable") from None
+    items = sorted((orjson.loads(v) for v in values if v), key=lambda w: w.get("worker_id", ""))
+    return {"items": items}

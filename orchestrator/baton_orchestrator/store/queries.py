@@ -1,0 +1,191 @@
+"""Read-side queries for the API, with opaque keyset cursors (stable under concurrent inserts)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..bus.codec import iso
+from ..core import ServiceError
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(parts, list) or len(parts) != arity:
+            raise ValueError
+        return parts
+    except ValueError:
+        raise ServiceError(400, "invalid_cursor", "cursor is not one this API returned") from None
+
+
+def _ts(value: Any) -> str | None:
+    return iso(value) if value is not None else None
+
+
+async def get_workflow(db: AsyncEngine, workflow_id: str, version: int | None) -> dict[str, Any]:
+    sql = "SELECT definition, created_at FROM workflows WHERE id = :id"
+    sql += " AND version = :v" if version else " ORDER BY version DESC LIMIT 1"
+    async with db.connect() as conn:
+        row = (await conn.execute(text(sql), {"id": workflow_id, "v": version})).first()
+    if row is None:
+        raise ServiceError(
+            404,
+            "workflow_not_found",
+            f"workflow {workflow_id!r} does not exist" + (f" at version {version}" if version else ""),
+        )
+    return {**row.definition, "created_at": iso(row.created_at)}
+
+
+async def list_workflows(db: AsyncEngine, limit: int, cursor: str | None) -> dict[str, Any]:
+    after = decode_cursor(cursor, 1)[0] if cursor else ""
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("""
+            SELECT DISTINCT ON (id) id, version, definition, created_at FROM workflows
+            WHERE id > :after ORDER BY id, version DESC LIMIT :limit"""),
+                {"after": after, "limit": limit + 1},
+            )
+        ).all()
+    items = [{**r.definition, "created_at": iso(r.created_at)} for r in rows[:limit]]
+    return {"items": items, "next_cursor": encode_cursor(rows[limit - 1].id) if len(rows) > limit else None}
+
+
+async def get_run(db: AsyncEngine, run_id: str) -> dict[str, Any]:
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist") from None
+    async with db.connect() as conn:
+        run = (await conn.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": run_id})).first()
+        if run is None:
+            raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist")
+        steps = (
+            await conn.execute(text("SELECT * FROM steps WHERE run_id = :id ORDER BY position"), {"id": run_id})
+        ).all()
+        attempts = (
+            await conn.execute(text("SELECT * FROM attempts WHERE run_id = :id ORDER BY step, attempt"), {"id": run_id})
+        ).all()
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for a in attempts:
+        by_step.setdefault(a.step, []).append(
+            {
+                "attempt": a.attempt,
+                "job_id": a.job_id,
+                "status": a.status,
+                "worker": a.worker,
+                "queued_at": _ts(a.queued_at),
+                "started_at": _ts(a.started_at),
+                "finished_at": _ts(a.finished_at),
+                "output": a.output,
+                "error": a.error,
+            }
+        )
+    return {
+        **_run_summary(run),
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "steps": [
+            {
+                "name": s.name,
+                "action": s.action,
+                "status": s.status,
+                "attempt": s.attempt,
+                "max_attempts": s.max_attempts,
+                "input": s.input,
+                "output": s.output,
+                "error": s.error,
+                "deadline": _ts(s.deadline),
+                "next_attempt_at": _ts(s.next_attempt_at),
+                "attempts": by_step.get(s.name, []),
+            }
+            for s in steps
+        ],
+    }
+
+
+def _run_summary(run: Any) -> dict[str, Any]:
+    return {
+        "run_id": str(run.id),
+        "workflow_id": run.workflow_id,
+        "workflow_version": run.workflow_version,
+        "status": run.status,
+        "idempotency_key": run.idempotency_key,
+        "created_at": iso(run.created_at),
+        "updated_at": iso(run.updated_at),
+        "finished_at": _ts(run.finished_at),
+    }
+
+
+async def list_runs(
+    db: AsyncEngine, workflow_id: str | None, status: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    where, params = ["TRUE"], {"limit": limit + 1, "wf": workflow_id, "status": status}
+    if workflow_id:
+        where.append("workflow_id = :wf")
+    if status:
+        where.append("status = :status")
+    if cursor:
+        created, rid = decode_cursor(cursor, 2)
+        where.append("(created_at, id) < (CAST(:c_at AS timestamptz), CAST(:c_id AS uuid))")
+        params.update({"c_at": created, "c_id": rid})
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT :limit"),
+                params,
+            )
+        ).all()
+    page = rows[:limit]
+    nxt = encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+    return {"items": [_run_summary(r) for r in page], "next_cursor": nxt}
+
+
+async def list_dead_letters(db: AsyncEngine, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    before = int(decode_cursor(cursor, 1)[0]) if cursor else 2**62
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("""
+            SELECT * FROM dead_letters WHERE status = :status AND id < :before ORDER BY id DESC LIMIT :limit"""),
+                {"status": status, "before": before, "limit": limit + 1},
+            )
+        ).all()
+    page = rows[:limit]
+    return {
+        "items": [
+            {
+                "id": r.id,
+                "run_id": str(r.run_id),
+                "step": r.step,
+                "action": r.action,
+                "job_id": r.job_id,
+                "attempt": r.attempt,
+                "reason": r.reason,
+                "error": r.error,
+                "input": r.input,
+                "status": r.status,
+                "created_at": iso(r.created_at),
+                "resolved_at": _ts(r.resolved_at),
+            }
+            for r in page
+        ],
+        "next_cursor": encode_cursor(page[-1].id) if len(rows) > limit else None,
+    }
+
+
+async def run_counts(db: AsyncEngine) -> dict[str, int]:
+    async with db.connect() as conn:
+        rows = (await conn.execute(text("SELECT status, count(*) AS n FROM runs GROUP BY status"))).all()
+    return {r.status: r.n for r in rows}
