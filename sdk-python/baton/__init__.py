@@ -1,5 +1,36 @@
-"""Baton worker SDK: register handlers for actions and run them from Kafka."""
+"""Baton worker SDK: register handlers for actions and run them from Kafka.
 
-__version__ = "0.1.0"
+from baton import Worker
 
-__all__ = ["__version__"]
+worker = Worker()
+worker.register("step1", lambda payload: f"Processed: {payload}")
+worker.start()
+"""
+
+__version__ = "0.1.0"  # first: worker.py imports it
+
+from .config import WorkerSettings
+from .context import JobContext
+from .errors import (
+    BatonError,
+    ConfigError,
+    NonRetryableError,
+    PayloadTooLarge,
+    RetryLater,
+    SerializationError,
+)
+from .worker import RunReport, Worker
+
+__all__ = [
+    "BatonError",
+    "ConfigError",
+    "JobContext",
+    "NonRetryableError",
+    "PayloadTooLarge",
+    "RetryLater",
+    "RunReport",
+    "SerializationError",
+    "Worker",
+    "WorkerSettings",
+    "__version__",
+]

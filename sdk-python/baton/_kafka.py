@@ -1,0 +1,106 @@
+"""aiokafka plumbing: topic creation, client factories, record headers. Private to the SDK."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+# aiokafka ships no type information; every aiokafka import of the SDK is here. (``unused-ignore``:
+# the ignore is needed when mypy runs without sdk-python/pyproject.toml, unused when it runs with it.)
+from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.abc import ConsumerRebalanceListener  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
+
+from .config import WorkerSettings
+
+__all__ = [
+    "AIOKafkaConsumer",
+    "AIOKafkaProducer",
+    "ConsumerRebalanceListener",
+    "ConsumerRecord",
+    "KafkaError",
+    "TopicPartition",
+]
+
+log = logging.getLogger("baton")
+
+Headers = list[tuple[str, bytes]]
+
+_TOPIC_ALREADY_EXISTS = 36
+# Room for the envelope around a maximal output, so the limit that applies is max_payload_bytes.
+_ENVELOPE_ROOM = 64 * 1024
+SIZE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+async def ensure_topics(settings: WorkerSettings, topics: Sequence[str], client_id: str) -> None:
+    """Create the topics that are missing; "already exists" is success (whoever comes first creates)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=client_id)
+    await admin.start()
+    try:
+        configs = {"max.message.bytes": str(settings.max_payload_bytes + _ENVELOPE_ROOM)}
+        new = [NewTopic(t, settings.topic_partitions, 1, topic_configs=configs) for t in topics]
+        response = await admin.create_topics(new)
+        failed = [(e[0], e[1]) for e in response.topic_errors if e[1] not in (0, _TOPIC_ALREADY_EXISTS)]
+        if failed:
+            raise RuntimeError(f"could not create topics (topic, Kafka error code): {failed}")
+    finally:
+        await admin.close()
+
+
+def make_producer(settings: WorkerSettings, client_id: str) -> AIOKafkaProducer:
+    # Idempotent with acks=all: an acknowledged result is durable and a retried send is not doubled.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        max_request_size=settings.max_payload_bytes + _ENVELOPE_ROOM,
+    )
+
+
+def make_consumer(settings: WorkerSettings, client_id: str) -> AIOKafkaConsumer:
+    # Offsets are committed by the worker, only for jobs whose results Kafka acknowledged.
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
+def result_headers(job_id: str, record_headers: Sequence[tuple[str, bytes]]) -> Headers:
+    """``baton-job-id`` plus the job's W3C ``traceparent``, when it had one."""
+    headers: Headers = [("baton-job-id", job_id.encode())]
+    headers += [(k, v) for k, v in record_headers if k == "traceparent"]
+    return headers
+
+
+def dead_letter_headers(record: Any, group_id: str, reason: str, job_id: str | None) -> Headers:
+    """Spring Kafka's ``kafka_dlt-*`` headers (so existing tools read them) plus Baton's own."""
+    headers: Headers = [
+        ("kafka_dlt-original-topic", record.topic.encode()),
+        ("kafka_dlt-original-partition", record.partition.to_bytes(4, "big", signed=True)),
+        ("kafka_dlt-original-offset", record.offset.to_bytes(8, "big", signed=True)),
+        ("kafka_dlt-original-timestamp", int(record.timestamp).to_bytes(8, "big", signed=True)),
+        ("kafka_dlt-original-consumer-group", group_id.encode()),
+        ("kafka_dlt-exception-fqcn", b"Undecodable"),
+        ("kafka_dlt-exception-message", reason.encode()),
+        ("kafka_dlt-exception-stacktrace", b""),
+        ("baton-dlt-reason", b"undecodable"),
+    ]
+    if job_id:
+        headers.append(("baton-job-id", job_id.encode()))
+    return headers

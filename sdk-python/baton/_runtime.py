@@ -1,0 +1,458 @@
+"""One run of a worker: fetch jobs, run handlers, send results, commit offsets, drain. Private."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import os
+import socket
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import _kafka
+from ._dispatch import DaemonPool, Handler, error_from_exception, run_handler
+from ._kafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    KafkaError,
+    TopicPartition,
+)
+from ._offsets import OffsetTracker, Ticket
+from .config import WorkerSettings
+from .context import JobContext
+from .errors import PayloadTooLarge
+from .protocol import (
+    Job,
+    Result,
+    Undecodable,
+    WorkerInfo,
+    decode_job,
+    encode_presence,
+    encode_result,
+    format_time,
+)
+
+log = logging.getLogger("baton")
+
+_POLL_MS = 200  # how long one fetch waits for records; also how quickly a stop is noticed
+_PAUSE_AFTER_S = 1.0  # full for this long: pause fetching (a short full spell keeps the prefetched records)
+_COMMIT_INTERVAL_S = 0.05  # at most one offset commit per interval; commits batch up meanwhile
+_BACKLOG_FACTOR = 4  # finished jobs awaiting Kafka's acknowledgement, per unit of concurrency
+_SEND_BACKOFF_S = (0.5, 10.0)
+_PRESENCE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """What a run did: results acknowledged by Kafka per outcome, and jobs dead-lettered."""
+
+    completed: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+class Runtime:
+    """Owns the Kafka clients and the in-flight jobs of one run of a :class:`~baton.Worker`."""
+
+    def __init__(self, settings: WorkerSettings, handlers: Mapping[str, Handler], worker: WorkerInfo) -> None:
+        self._s, self._handlers, self._worker = settings, dict(handlers), worker
+        self._pool = DaemonPool(settings.concurrency)
+        self._offsets = OffsetTracker()
+        self._tasks: set[asyncio.Task[None]] = set()  # one per fetched record until it is acknowledged
+        self._extra: set[asyncio.Task[None]] = set()  # job heartbeats, presence
+        self._running = 0  # handlers running: the concurrency limit applies to these
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()  # a slot freed, a backlog task finished, or a stop was asked
+        self._nudge = asyncio.Event()  # the drain deadline moved
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._drain_deadline: float | None = None
+        self._counts = {"COMPLETED": 0, "FAILED": 0, "DLT": 0}
+        self._started_at = _now()
+        self.started = asyncio.Event()
+        self.finished = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def report(self) -> RunReport:
+        return RunReport(self._counts["COMPLETED"], self._counts["FAILED"], self._counts["DLT"])
+
+    @property
+    def in_flight(self) -> int:
+        return self._running
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self, timeout: float) -> None:
+        """Stop fetching and drain; a later request with a shorter timeout shortens the drain."""
+        deadline = asyncio.get_running_loop().time() + max(timeout, 0.0)
+        if self._drain_deadline is None or deadline < self._drain_deadline:
+            self._drain_deadline = deadline
+        self._stopping.set()
+        self._wake.set()
+        self._nudge.set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, *, until_idle: bool = False, drain_timeout: float = 30.0) -> RunReport:
+        """Run until :meth:`request_stop` (or, with ``until_idle``, until nothing is left to do)."""
+        try:
+            return await self._run(until_idle, drain_timeout)
+        finally:
+            self.finished.set()
+
+    async def _run(self, until_idle: bool, drain_timeout: float) -> RunReport:
+        self._loop = asyncio.get_running_loop()
+        job_topics = [self._s.jobs_topic(action) for action in self._handlers]
+        await _kafka.ensure_topics(
+            self._s,
+            [*job_topics, self._s.results_topic, self._s.dead_letter_topic, self._s.workers_topic],
+            self._worker.id,
+        )
+        self._producer = producer = _kafka.make_producer(self._s, self._worker.id)
+        await producer.start()
+        try:
+            for topic in job_topics:  # so the consumer's first metadata already lists new topics
+                await producer.partitions_for(topic)
+            self._consumer = consumer = _kafka.make_consumer(self._s, self._worker.id)
+            await consumer.start()
+            try:
+                consumer.subscribe(job_topics, listener=_Rebalance(self))
+                await self._serve(until_idle, drain_timeout)
+            finally:
+                await consumer.stop()  # auto-commit is off: only acknowledged jobs were committed
+        finally:
+            await producer.stop()
+            self._pool.shutdown()
+        return self.report
+
+    async def _serve(self, until_idle: bool, drain_timeout: float) -> None:
+        background = [
+            asyncio.create_task(self._presence_loop()),
+            asyncio.create_task(self._commit_loop()),
+        ]
+        self.started.set()
+        log.info(
+            "worker %s started: actions %s, group %s",
+            self._worker.id,
+            sorted(self._handlers),
+            self._s.group_id,
+        )
+        try:
+            await self._fetch_loop(until_idle)
+            if self._drain_deadline is None:
+                self._drain_deadline = asyncio.get_running_loop().time() + drain_timeout
+            await self._drain()
+        finally:
+            # Also on cancellation: nothing may send once the clients close. Unfinished jobs stay
+            # uncommitted, so Kafka delivers them again.
+            await _cancel([*background, *self._tasks])
+            await self._commit()
+            await self._presence("STOPPED")
+            await _cancel(self._extra)
+            log.info("worker %s stopped: %s", self._worker.id, self.report)
+
+    async def _drain(self) -> None:
+        assert self._consumer is not None and self._drain_deadline is not None
+        self._consumer.pause(*self._consumer.assignment())
+        self._spawn_extra(self._presence("STOPPING"))
+        loop = asyncio.get_running_loop()
+        if self._tasks:
+            log.info("draining %d jobs", len(self._tasks))
+        while self._tasks and (remaining := self._drain_deadline - loop.time()) > 0:
+            self._nudge.clear()
+            nudged = asyncio.create_task(self._nudge.wait())
+            await asyncio.wait({*self._tasks, nudged}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            nudged.cancel()
+        if self._tasks:
+            log.warning(
+                "%d jobs unfinished at the drain timeout: left uncommitted for redelivery", len(self._tasks)
+            )
+
+    # ------------------------------------------------------------------ fetching
+    def _free_slots(self) -> int:
+        return min(
+            self._s.concurrency - self._running,
+            self._s.concurrency * _BACKLOG_FACTOR - len(self._tasks),
+        )
+
+    async def _fetch_loop(self, until_idle: bool) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            free = self._free_slots()
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            batch = await self._consumer.getmany(timeout_ms=_POLL_MS, max_records=free)
+            for records in batch.values():
+                for record in records:
+                    self._spawn(record)
+            if until_idle and not batch and await self._idle():
+                return
+
+    async def _woken(self, wait_s: float) -> bool:
+        self._wake.clear()
+        if self._free_slots() > 0 or self._stopping.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_for_slot(self) -> None:
+        if await self._woken(_PAUSE_AFTER_S):
+            return
+        # Still full: pause the partitions so nothing more is fetched, yet keep polling, because a
+        # consumer that does not poll for max.poll.interval.ms is thrown out of its group.
+        consumer = self._consumer
+        assert consumer is not None
+        while self._free_slots() <= 0 and not self._stopping.is_set():
+            consumer.pause(*consumer.assignment())
+            await consumer.getmany(timeout_ms=0)
+            await self._woken(1.0)
+        consumer.resume(*consumer.paused())
+
+    async def _idle(self) -> bool:
+        """Burst mode: every assigned partition read to its end and every job acknowledged."""
+        consumer = self._consumer
+        assert consumer is not None
+        assignment = consumer.assignment()
+        if self._tasks or not assignment:
+            return False
+        ends = await consumer.end_offsets(list(assignment))
+        for tp in assignment:
+            if await consumer.position(tp) < ends[tp]:
+                return False
+        return not self._tasks
+
+    # ------------------------------------------------------------------ one job
+    def _spawn(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        ticket = self._offsets.track(TopicPartition(record.topic, record.partition), record.offset)
+        self._running += 1
+        task = asyncio.create_task(self._process(record, ticket))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    def _release(self) -> None:
+        self._running -= 1
+        self._wake.set()
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes], ticket: Ticket) -> None:
+        released = False
+        try:
+            try:
+                job = self._decode(record)
+            except Undecodable as exc:
+                self._release()
+                released = True
+                await self._dead_letter(record, exc)
+                self._counts["DLT"] += 1
+            else:
+                result = await self._execute(job, record.headers)
+                self._release()
+                released = True
+                status = await self._send_result(result, _kafka.result_headers(job.job_id, record.headers))
+                self._counts[status] += 1
+            ticket.done()
+            self._commit_wanted.set()
+        except Exception:
+            # A bug, not a job failure: leave the offset uncommitted (the job is redelivered) and say so.
+            log.exception(
+                "internal error processing %s[%d] offset %d", record.topic, record.partition, record.offset
+            )
+        finally:
+            if not released:
+                self._release()
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Job:
+        job = decode_job(record.value)
+        if job.action not in self._handlers:
+            raise Undecodable(f"no handler registered for action {job.action!r}", job.job_id)
+        return job
+
+    async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> Result:
+        started = _now()
+        ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started))
+        outcome = await run_handler(
+            self._handlers[job.action], job.input, ctx, self._pool, self._s.max_payload_bytes
+        )
+        if outcome.error is not None:
+            ctx.logger.warning(
+                "job %s failed: %s: %s", job.job_id, outcome.error["type"], outcome.error["message"]
+            )
+        return Result(
+            job.job_id,
+            job.run_id,
+            job.step,
+            job.attempt,
+            outcome.status,
+            self._worker,
+            started,
+            _now(),
+            outcome.output_json,
+            outcome.error,
+        )
+
+    async def _send_result(self, result: Result, headers: list[tuple[str, bytes]]) -> str:
+        """Send a result until acknowledged; returns the status that was sent."""
+        value = encode_result(result)
+        try:
+            await self._send(self._s.results_topic, value, result.run_id.encode(), headers)
+            return result.status
+        except _kafka.SIZE_ERRORS as exc:
+            # Kafka refused the record (e.g. a topic limit below ours): the step must still end.
+            error = PayloadTooLarge(f"result of {len(value)} bytes rejected by Kafka: {exc}")
+            failed = dataclasses.replace(
+                result,
+                status="FAILED",
+                output_json="null",
+                error=error_from_exception(error, with_stack=False),
+            )
+            await self._send(self._s.results_topic, encode_result(failed), result.run_id.encode(), headers)
+            return "FAILED"
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Undecodable) -> None:
+        log.warning(
+            "undecodable job at %s[%d] offset %d moved to %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            self._s.dead_letter_topic,
+            exc.reason,
+        )
+        headers = _kafka.dead_letter_headers(record, self._s.group_id, exc.reason, exc.job_id)
+        await self._send(self._s.dead_letter_topic, record.value, record.key, headers)
+
+    async def _send(self, topic: str, value: bytes | None, key: bytes | None, headers: list[Any]) -> None:
+        """Send until Kafka acknowledges: the job's offset is committed only after that."""
+        assert self._producer is not None
+        delay, max_delay = _SEND_BACKOFF_S
+        while True:
+            try:
+                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                return
+            except _kafka.SIZE_ERRORS:
+                raise
+            except KafkaError as exc:
+                log.warning("send to %s failed (%r); retrying in %.1fs", topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    # ------------------------------------------------------------------ heartbeats
+    def _heartbeat_soon(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
+        """``ctx.heartbeat()``: may be called from a handler thread, so hop onto the loop."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._heartbeat_now, job, headers, started)
+        except RuntimeError:
+            pass  # the loop is closed: the worker has stopped and the job is abandoned anyway
+
+    def _heartbeat_now(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
+        beat = Result(job.job_id, job.run_id, job.step, job.attempt, "HEARTBEAT", self._worker, started, None)
+        send = self._send(
+            self._s.results_topic,
+            encode_result(beat),
+            job.run_id.encode(),
+            _kafka.result_headers(job.job_id, headers),
+        )
+        self._spawn_extra(send)
+
+    def _spawn_extra(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._extra.add(task)
+        task.add_done_callback(self._extra.discard)
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await self._presence("RUNNING")
+            await asyncio.sleep(self._s.heartbeat_interval)
+
+    async def _presence(self, status: str) -> None:
+        """Best effort: a missed presence heartbeat must never hold up jobs or shutdown."""
+        assert self._producer is not None
+        value = encode_presence(
+            self._worker,
+            status=status,
+            actions=sorted(self._handlers),
+            in_flight=self._running,
+            details={
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "group_id": self._s.group_id,
+                "concurrency": self._s.concurrency,
+                "started_at": self._started_at,
+            },
+        )
+        send = self._producer.send_and_wait(self._s.workers_topic, value, key=self._worker.id.encode())
+        try:
+            await asyncio.wait_for(send, _PRESENCE_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("presence heartbeat not sent: %r", exc)
+
+    # ------------------------------------------------------------------ offsets
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit()
+            await asyncio.sleep(_COMMIT_INTERVAL_S)
+
+    async def _commit(self, only: Collection[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        async with self._commit_lock:
+            assigned = consumer.assignment()
+            offsets = {
+                tp: o
+                for tp, o in self._offsets.committable().items()
+                if tp in assigned and (only is None or tp in only)
+            }
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                # Not fatal: those jobs are redelivered and their results deduplicated downstream.
+                log.warning("offset commit failed: %r", exc)
+                return
+            self._offsets.mark_committed(offsets)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit(revoked)
+        self._offsets.forget(revoked)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._runtime.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+async def _cancel(tasks: Collection[asyncio.Task[None]]) -> None:
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
