@@ -89,9 +89,7 @@ class DaemonPool:
                 self._idle -= 1  # an idle thread will take it
             elif self._threads < self._size:
                 self._threads += 1
-                threading.Thread(
-                    target=self._serve, name=f"{self._name}-{self._threads}", daemon=True
-                ).start()
+                threading.Thread(target=self._serve, name=f"{self._name}-{self._threads}", daemon=True).start()
         self._queue.put((future, call))
         return future
 

@@ -54,11 +54,7 @@ class OffsetTracker:
 
     def committable(self) -> dict[TopicPartition, int]:
         """Offsets (next to read) that moved past the last commit, for ``consumer.commit``."""
-        return {
-            tp: p.frontier
-            for tp, p in self._parts.items()
-            if p.frontier is not None and p.frontier != p.committed
-        }
+        return {tp: p.frontier for tp, p in self._parts.items() if p.frontier is not None and p.frontier != p.committed}
 
     def mark_committed(self, offsets: dict[TopicPartition, Any]) -> None:
         for tp, offset in offsets.items():

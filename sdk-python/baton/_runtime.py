@@ -178,9 +178,7 @@ class Runtime:
             await asyncio.wait({*self._tasks, nudged}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             nudged.cancel()
         if self._tasks:
-            log.warning(
-                "%d jobs unfinished at the drain timeout: left uncommitted for redelivery", len(self._tasks)
-            )
+            log.warning("%d jobs unfinished at the drain timeout: left uncommitted for redelivery", len(self._tasks))
 
     # ------------------------------------------------------------------ fetching
     def _free_slots(self) -> int:
@@ -275,9 +273,7 @@ class Runtime:
             self._commit_wanted.set()
         except Exception:
             # A bug, not a job failure: leave the offset uncommitted (the job is redelivered) and say so.
-            log.exception(
-                "internal error processing %s[%d] offset %d", record.topic, record.partition, record.offset
-            )
+            log.exception("internal error processing %s[%d] offset %d", record.topic, record.partition, record.offset)
         finally:
             if not released:
                 self._release()
@@ -291,13 +287,9 @@ class Runtime:
     async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> Result:
         started = _now()
         ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started))
-        outcome = await run_handler(
-            self._handlers[job.action], job.input, ctx, self._pool, self._s.max_payload_bytes
-        )
+        outcome = await run_handler(self._handlers[job.action], job.input, ctx, self._pool, self._s.max_payload_bytes)
         if outcome.error is not None:
-            ctx.logger.warning(
-                "job %s failed: %s: %s", job.job_id, outcome.error["type"], outcome.error["message"]
-            )
+            ctx.logger.warning("job %s failed: %s: %s", job.job_id, outcome.error["type"], outcome.error["message"])
         return Result(
             job.job_id,
             job.run_id,

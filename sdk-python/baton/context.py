@@ -99,7 +99,4 @@ class JobContext:
         self._on_heartbeat()
 
     def __repr__(self) -> str:
-        return (
-            f"JobContext(job_id={self.job_id!r}, run_id={self.run_id!r}, step={self.step!r}, "
-            f"attempt={self.attempt})"
-        )
+        return f"JobContext(job_id={self.job_id!r}, run_id={self.run_id!r}, step={self.step!r}, attempt={self.attempt})"

@@ -128,7 +128,7 @@ class Worker:
         """Run until :meth:`stop` is awaited (or the task is cancelled, which skips the drain)."""
         return await self._execute(self._begin(), until_idle=False, drain_timeout=drain_timeout)
 
-    async def run_until_idle(self, timeout: float = 30.0) -> RunReport:  # noqa: ASYNC109 - a run budget
+    async def run_until_idle(self, timeout: float = 30.0) -> RunReport:
         """Burst mode, for tests: run until every assigned partition is read to its end and every job's
         result is acknowledged, then stop. Raises ``TimeoutError`` if that takes over ``timeout`` s."""
         runtime = self._begin()
@@ -157,7 +157,7 @@ class Worker:
         finally:
             self._runtime = None
 
-    async def stop(self, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:  # noqa: ASYNC109 - drain budget
+    async def stop(self, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
         """Stop fetching, wait up to ``timeout`` s for in-flight jobs, commit, and close.
 
         Jobs still running at the timeout stay uncommitted, so Kafka delivers them to another worker.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from baton import ConfigError, Worker, WorkerSettings
 
 ENV_VARS = (
@@ -119,12 +118,12 @@ def test_register_rejects_action_name_when_invalid(clean_env: pytest.MonkeyPatch
 def test_register_rejects_action_when_already_registered(clean_env: pytest.MonkeyPatch) -> None:
     worker = Worker()
     worker.register("step1", lambda p: p)
-    with pytest.raises(ConfigError, match="^action 'step1' is already registered$"):
+    with pytest.raises(ConfigError, match=r"^action 'step1' is already registered$"):
         worker.register("step1", lambda p: p)
 
 
 def test_register_rejects_handler_when_not_callable(clean_env: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match="^handler for 'step1' must be callable$"):
+    with pytest.raises(ConfigError, match=r"^handler for 'step1' must be callable$"):
         Worker().register("step1", "not a function")  # type: ignore[arg-type]
 
 

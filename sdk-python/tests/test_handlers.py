@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from baton import ConfigError, JobContext, NonRetryableError, RetryLater, SerializationError, Worker
 from baton.testing import make_context, run_handler
 

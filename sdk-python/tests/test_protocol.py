@@ -8,7 +8,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from baton.protocol import (
     Job,
     Result,
