@@ -210,3 +210,46 @@ async def test_background_worker_runs_jobs_and_publishes_presence_when_used_as_c
     assert (beats[0]["actions"], beats[0]["concurrency"], beats[0]["group_id"]) == (["echo"], 2, kit.group)
     assert all(r.key == worker.id.encode() for r in records)
     assert await kit.committed("echo") == 1
+
+
+async def test_in_flight_never_exceeds_concurrency_when_more_jobs_are_queued(kit: Any) -> None:
+    worker = Worker(concurrency=2, settings=kit.settings())
+    running, peak = 0, 0
+
+    @worker.action("count")
+    async def count(payload: Any) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    for _ in range(8):
+        await kit.send_job(kit.job("count"))
+    assert (await worker.run_until_idle(timeout=30)).completed == 8
+    assert peak == 2
+
+
+async def test_unfinished_job_stays_uncommitted_and_runs_again_when_drain_times_out(kit: Any) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+    first = Worker(settings=kit.settings())
+
+    @first.action("stuck")
+    async def stuck(payload: Any) -> str:
+        started.set()
+        await release.wait()  # never set: the drain must give up on it
+        return "unreachable"
+
+    job = kit.job("stuck")
+    await kit.send_job(job)
+    async with first:
+        await asyncio.wait_for(started.wait(), 20)
+        await first.stop(timeout=0.2)
+    assert await kit.committed("stuck") == 0
+
+    second = Worker(settings=kit.settings())
+    second.register("stuck", lambda payload: "second time")
+    assert (await second.run_until_idle(timeout=30)).completed == 1
+    [result] = await kit.results(1)
+    assert (result["job_id"], result["output"]) == (job["job_id"], "second time")
