@@ -171,7 +171,7 @@ def _check_graph(steps: list[dict[str, Any]]) -> None:
                 raise DefinitionError(f"step {dep!r} depends on itself", {"cycle": [dep, dep]})
     cycle = find_cycle({s["name"]: s["depends_on"] for s in steps})
     if cycle:
-        raise DefinitionError(f"steps form a cycle: {' -> '.join(cycle)}", {"cycle": cycle})
+        raise DefinitionError(f"steps form a cycle (each depends on the next): {' -> '.join(cycle)}", {"cycle": cycle})
 
 
 def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
