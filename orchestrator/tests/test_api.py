@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from .conftest import make_settings
+from .conftest import eventually, make_settings
 
 ONE_STEP = {"id": "one", "steps": [{"action": "t.one"}]}
 
@@ -168,3 +168,38 @@ async def test_startup_fails_with_a_clear_error_when_postgres_is_unreachable(ser
     with pytest.raises(StartupError, match="PostgreSQL"):
         async with app.router.lifespan_context(app):
             pass
+
+
+async def test_workers_endpoint_lists_live_workers_and_drops_stopped_ones(client, settings):
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    beat = {
+        "v": 1,
+        "worker_id": "py-test-1",
+        "language": "python",
+        "sdk_version": "0.1.0",
+        "actions": ["a"],
+        "in_flight": 0,
+        "status": "RUNNING",
+        "sent_at": "2026-11-23T15:00:00.000Z",
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.workers_topic, orjson.dumps(beat), key=b"py-test-1")
+
+        async def listed():
+            items = (await client.http.get("/workers")).json()["items"]
+            return items if items and items[0]["worker_id"] == "py-test-1" else None
+
+        items = await eventually(listed, timeout=15)
+        assert items[0]["actions"] == ["a"] and items[0]["last_seen"] > 0
+        await producer.send_and_wait(settings.workers_topic, orjson.dumps({**beat, "status": "STOPPED"}))
+
+        async def gone():
+            return (await client.http.get("/workers")).json()["items"] == []
+
+        await eventually(gone, timeout=15)
+    finally:
+        await producer.stop()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import datetime
+from pathlib import Path
 
+import jsonschema
 from aiokafka import AIOKafkaConsumer
 
 from .conftest import RawWorker, eventually
@@ -22,10 +25,17 @@ async def test_original_two_step_workflow_completes_when_posted_verbatim(client,
         "step1": lambda job: f"Processed: {job['input']}",
         "step2": lambda job: f"Step 2 processed: {job['input']}",
     }
-    async with raw_worker(handlers):
+    async with raw_worker(handlers) as worker:
         resp = await client.trigger("my-first-workflow", "Hello World")
         assert resp.status_code == 201, resp.text
         run = await client.wait_run(resp.json()["run_id"])
+    validator = jsonschema.Draft202012Validator(
+        json.loads((Path(__file__).resolve().parents[2] / "protocol/schemas/job.schema.json").read_text()),
+        format_checker=jsonschema.FormatChecker(),
+    )
+    for job in worker.seen:
+        validator.validate(job)
+    assert [(j["step"], j["attempt"], j["max_attempts"]) for j in worker.seen] == [("step1", 1, 4), ("step2", 1, 4)]
     assert run["status"] == "COMPLETED"
     assert run["output"] == "Step 2 processed: Processed: Hello World"
     assert [s["status"] for s in run["steps"]] == ["COMPLETED", "COMPLETED"]
@@ -110,7 +120,7 @@ async def test_step_is_dead_lettered_after_four_attempts_one_second_apart_then_r
         step = run["steps"][0]
         assert step["status"] == "DEAD_LETTERED" and len(step["attempts"]) == 4
         queued = [a["queued_at"] for a in step["attempts"]]
-        gaps = [_seconds(b) - _seconds(a) for a, b in zip(queued, queued[1:], strict=False)]
+        gaps = [_seconds(b) - _seconds(a) for a, b in itertools.pairwise(queued)]
         assert all(0.9 <= g <= 2.5 for g in gaps), gaps
         dlq = (await client.http.get("/dlq")).json()["items"]
         assert len(dlq) == 1 and dlq[0]["run_id"] == run_id and dlq[0]["reason"] == "retries_exhausted"
