@@ -1,7 +1,13 @@
 /**
- * Sends results in batches that form naturally under load: while one produce request is in flight,
- * new messages queue and leave together in the next one. Idle, a batch is one message and leaves
- * at once; busy, one round trip carries many results instead of one each.
+ * Sends everything the worker produces, in batches that form naturally under load: while one
+ * produce request is in flight, new messages queue and leave together in the next one. Idle, a
+ * batch is one message and leaves at once; busy, one round trip carries many results.
+ *
+ * One request in flight is also a correctness requirement: @platformatic/kafka 1.35 advances an
+ * idempotent producer's sequence numbers only when a response arrives, so two concurrent send()
+ * calls to one partition carry the same sequence and the broker acknowledges the second as a
+ * duplicate without writing it (seen: 4 concurrent sends, 1 record). Never call producer.send
+ * outside this class.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { MessageToProduce } from '@platformatic/kafka'

@@ -11,8 +11,8 @@ import type { Logger } from './logger.js'
 import type { OffsetTracker } from './offsets.js'
 import { decodeJob, encodeResult, timestampNow, UndecodableError, type Job, type Result } from './protocol.js'
 import { VERSION } from './version.js'
-import { dltHeaders, header, headersOf, salvageJobId, type Clients, type KafkaMessage, type Topics } from './_kafka.js'
-import { BatchingPublisher, type OutgoingMessage } from './_publisher.js'
+import { dltHeaders, header, headersOf, salvageJobId, type KafkaMessage, type Topics } from './_kafka.js'
+import type { BatchingPublisher, OutgoingMessage } from './_publisher.js'
 
 export interface RunReport {
   completed: number
@@ -27,7 +27,8 @@ export interface RunnerDeps {
   topics: Topics
   tracker: OffsetTracker
   workerId: string
-  producer: Clients['producer']
+  /** The worker's one publisher: every send goes through it (see _publisher.ts for why). */
+  publisher: BatchingPublisher
   /** True once the worker closed its clients: nothing can be sent any more. */
   isStopped: () => boolean
   /** Called whenever a job finishes, so the worker can resume fetching. */
@@ -44,7 +45,7 @@ export class JobRunner {
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
-    this.#publisher = new BatchingPublisher(deps.producer)
+    this.#publisher = deps.publisher
   }
 
   get active (): number {
@@ -54,7 +55,7 @@ export class JobRunner {
   run (message: KafkaMessage): void {
     this.#active++
     this.#process(message)
-      .catch((err: unknown) => this.#deps.logger.error('job processing failed', { error: String(err), offset: String(message.offset) }))
+      .catch((err: unknown) => this.#deps.logger.error('job processing failed', { error: describe(err), offset: String(message.offset) }))
       .finally(() => {
         this.#active--
         this.#deps.onIdleSlot()
@@ -139,7 +140,7 @@ export class JobRunner {
     this.#heartbeatsInFlight.add(job.job_id)
     const json = encodeResult(this.#result(job, 'HEARTBEAT', null))
     this.#publisher.publish(this.#resultMessage(job, message, json))
-      .catch((err: unknown) => this.#deps.logger.warn('heartbeat send failed', { job_id: job.job_id, error: String(err) }))
+      .catch((err: unknown) => this.#deps.logger.warn('heartbeat send failed', { job_id: job.job_id, error: describe(err) }))
       .finally(() => this.#heartbeatsInFlight.delete(job.job_id))
   }
 
@@ -159,7 +160,15 @@ export class JobRunner {
 
   async #send (message: OutgoingMessage): Promise<boolean> {
     return await this.#publisher.publishWithRetry(message, this.#deps.isStopped, (err, attempt) => {
-      this.#deps.logger.warn('send failed; retrying', { topic: message.topic, attempt, error: String(err) })
+      this.#deps.logger.warn('send failed; retrying', { topic: message.topic, attempt, error: describe(err) })
     })
   }
+}
+
+/** An error as one line, including the causes an AggregateError from the client carries. */
+export function describe (err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const inner = (err as { errors?: unknown }).errors
+  const causes = Array.isArray(inner) && inner.length > 0 ? ` (${inner.map(describe).join('; ')})` : ''
+  return `${err.name}: ${err.message}${causes}`
 }

@@ -15,7 +15,8 @@ import { OffsetTracker, tp } from './offsets.js'
 import { encodeWorkerHeartbeat, timestampNow, type WorkerHeartbeat } from './protocol.js'
 import { VERSION } from './version.js'
 import { createClients, endOffsets, ensureTopics, openJobStream, topicsFor, type Clients, type JobStream, type KafkaMessage, type Topics } from './_kafka.js'
-import { JobRunner, type RunReport } from './_runner.js'
+import { describe, JobRunner, type RunReport } from './_runner.js'
+import { BatchingPublisher } from './_publisher.js'
 
 export type { RunReport } from './_runner.js'
 
@@ -33,6 +34,7 @@ export class Worker {
   #clients: Clients | undefined
   #stream: JobStream | undefined
   #runner: JobRunner | undefined
+  #publisher: BatchingPublisher | undefined
   #offsetsReady = false
   #startedAt = ''
   #timers: NodeJS.Timeout[] = []
@@ -96,6 +98,7 @@ export class Worker {
     const { results, dlt, workers } = this.#topics
     await ensureTopics(clients.admin, [...jobTopics, results, dlt, workers], this.#config.topicPartitions, this.#logger)
     await clients.admin.close()
+    this.#publisher = new BatchingPublisher(clients.producer)
     this.#runner = new JobRunner({
       config: this.#config,
       logger: this.#logger,
@@ -103,7 +106,7 @@ export class Worker {
       topics: this.#topics,
       tracker: this.#tracker,
       workerId: this.id,
-      producer: clients.producer,
+      publisher: this.#publisher,
       isStopped: () => this.#state === 'stopped',
       onIdleSlot: () => { if (this.#state === 'running') this.#stream?.resume() }
     })
@@ -147,8 +150,15 @@ export class Worker {
     // While stopping, buffered records are left uncommitted: another worker (or this one after a
     // restart) gets them again. A record of a partition revoked while it sat in the buffer likewise.
     if (runner === undefined || this.#state !== 'running') return
-    if (!this.#isAssigned(message.topic, message.partition)) return
-    if (!this.#tracker.begin(message.topic, message.partition, message.offset)) return
+    if (!this.#isAssigned(message.topic, message.partition)) {
+      this.#logger.debug('skipping a record of a revoked partition', { topic: message.topic, partition: message.partition })
+      return
+    }
+    if (!this.#tracker.begin(message.topic, message.partition, message.offset)) {
+      this.#logger.debug('skipping a record already started', { topic: message.topic, partition: message.partition, offset: message.offset })
+      return
+    }
+    this.#logger.debug('job record', { topic: message.topic, partition: message.partition, offset: message.offset })
     if (runner.active + 1 >= this.#config.concurrency) this.#stream?.pause()
     runner.run(message)
   }
@@ -171,8 +181,8 @@ export class Worker {
   }
 
   async #sendPresence (status: WorkerHeartbeat['status']): Promise<void> {
-    const producer = this.#clients?.producer
-    if (producer === undefined) return
+    const publisher = this.#publisher
+    if (publisher === undefined) return
     const heartbeat: WorkerHeartbeat = {
       v: 1,
       worker_id: this.id,
@@ -190,7 +200,7 @@ export class Worker {
     }
     const message = { topic: this.#topics.workers, key: Buffer.from(this.id), value: Buffer.from(encodeWorkerHeartbeat(heartbeat)) }
     try {
-      await producer.send({ messages: [message] })
+      await publisher.publish(message)
     } catch (err: unknown) {
       this.#logger.warn('presence heartbeat failed', { error: describe(err) })
     }
@@ -320,6 +330,3 @@ export class Worker {
   }
 }
 
-function describe (err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
-}

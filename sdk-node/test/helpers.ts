@@ -19,7 +19,12 @@ export type Record_ = Message<Buffer, Buffer, Buffer, Buffer>
 /** A logger that keeps lines for assertions and prints nothing. */
 export function memoryLogger (): Logger & { lines: Array<{ level: string, message: string, fields?: object }> } {
   const lines: Array<{ level: string, message: string, fields?: object }> = []
-  const push = (level: string) => (message: string, fields?: object) => { lines.push({ level, message, fields }) }
+  // BATON_TEST_LOG=1 echoes SDK logs while debugging a test.
+  const echo = process.env.BATON_TEST_LOG === '1'
+  const push = (level: string) => (message: string, fields?: object) => {
+    lines.push({ level, message, fields })
+    if (echo) process.stderr.write(`${level} ${message} ${JSON.stringify(fields ?? {}, (_k, v: unknown) => typeof v === 'bigint' ? String(v) : v)}\n`)
+  }
   return { lines, debug: push('debug'), info: push('info'), warn: push('warn'), error: push('error') }
 }
 
@@ -58,7 +63,9 @@ export class KafkaScope {
   readonly prefix = `t-${randomUUID()}-`
   readonly group = `${this.prefix}group`
   readonly admin = new Admin({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP] })
-  readonly producer = new Producer({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP], partitioner: compatibilityPartitioner })
+  // Idempotent: in our runs a plain producer sometimes wrote a batch twice right after topic
+  // creation (a retried request), duplicating jobs. Tests send sequentially (see src/_publisher.ts).
+  readonly producer = new Producer({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP], partitioner: compatibilityPartitioner, idempotent: true })
   readonly #consumers: Array<Consumer<Buffer, Buffer, Buffer, Buffer>> = []
 
   static async open (t: TestContext): Promise<KafkaScope> {
