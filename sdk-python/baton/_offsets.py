@@ -1,12 +1,20 @@
-"""Which offsets are safe to commit: contiguous per partition, never past an unfinished job."""
+"""Which offsets are safe to commit (contiguous per partition, never past an unfinished job), and
+committing them."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from typing import Any
 
+from ._kafka import AIOKafkaConsumer, ConsumerRebalanceListener, KafkaError
+
+log = logging.getLogger("baton")
+
 TopicPartition = Hashable  # aiokafka's (topic, partition) named tuple; any hashable key works
+_COMMIT_INTERVAL_S = 0.05  # at most one offset commit per interval; commits batch up meanwhile
 
 
 class _Partition:
@@ -71,3 +79,50 @@ class OffsetTracker:
 
     def unfinished(self) -> int:
         return sum(len(p.pending) for p in self._parts.values())
+
+
+class Committer(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what the tracker allows, in batches; the consumer's rebalance listener too."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self.tracker = OffsetTracker()
+        self._wanted = asyncio.Event()
+        self._lock = asyncio.Lock()  # one commit at a time: the loop, a revocation, the final one
+
+    def finished(self, ticket: Ticket) -> None:
+        """A record's result (or dead letter) was acknowledged by Kafka."""
+        ticket.done()
+        self._wanted.set()
+
+    async def loop(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            await self.commit()
+            await asyncio.sleep(_COMMIT_INTERVAL_S)
+
+    async def commit(self, only: Collection[TopicPartition] | None = None) -> None:
+        async with self._lock:
+            assigned = self._consumer.assignment()
+            offsets = {
+                tp: o for tp, o in self.tracker.committable().items() if tp in assigned and (only is None or tp in only)
+            }
+            if not offsets:
+                return
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as exc:
+                # Not fatal: those jobs are redelivered and their results deduplicated downstream.
+                log.warning("offset commit failed: %r", exc)
+                return
+            self.tracker.mark_committed(offsets)
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Commit what is done while we still own the partitions, then stop committing for them:
+        # their next owner starts from here. Jobs still running on them are finished and sent anyway.
+        await self.commit(revoked)
+        self.tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None

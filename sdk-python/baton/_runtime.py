@@ -18,12 +18,11 @@ from ._dispatch import DaemonPool, Handler, error_from_exception, run_handler
 from ._kafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
-    ConsumerRebalanceListener,
     ConsumerRecord,
     KafkaError,
     TopicPartition,
 )
-from ._offsets import OffsetTracker, Ticket
+from ._offsets import Committer, Ticket
 from .config import WorkerSettings
 from .context import JobContext
 from .errors import PayloadTooLarge
@@ -42,7 +41,6 @@ log = logging.getLogger("baton")
 
 _POLL_MS = 200  # how long one fetch waits for records; also how quickly a stop is noticed
 _PAUSE_AFTER_S = 1.0  # full for this long: pause fetching (a short full spell keeps the prefetched records)
-_COMMIT_INTERVAL_S = 0.05  # at most one offset commit per interval; commits batch up meanwhile
 _BACKLOG_FACTOR = 4  # finished jobs awaiting Kafka's acknowledgement, per unit of concurrency
 _SEND_BACKOFF_S = (0.5, 10.0)
 _PRESENCE_TIMEOUT_S = 10.0
@@ -67,15 +65,12 @@ class Runtime:
     def __init__(self, settings: WorkerSettings, handlers: Mapping[str, Handler], worker: WorkerInfo) -> None:
         self._s, self._handlers, self._worker = settings, dict(handlers), worker
         self._pool = DaemonPool(settings.concurrency)
-        self._offsets = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()  # one per fetched record until it is acknowledged
         self._extra: set[asyncio.Task[None]] = set()  # job heartbeats, presence
         self._running = 0  # handlers running: the concurrency limit applies to these
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # a slot freed, a backlog task finished, or a stop was asked
         self._nudge = asyncio.Event()  # the drain deadline moved
-        self._commit_wanted = asyncio.Event()
-        self._commit_lock = asyncio.Lock()
         self._drain_deadline: float | None = None
         self._counts = {"COMPLETED": 0, "FAILED": 0, "DLT": 0}
         self._started_at = _now()
@@ -84,6 +79,7 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._committer: Committer | None = None
 
     @property
     def report(self) -> RunReport:
@@ -130,7 +126,8 @@ class Runtime:
             self._consumer = consumer = _kafka.make_consumer(self._s, self._worker.id)
             await consumer.start()
             try:
-                consumer.subscribe(job_topics, listener=_Rebalance(self))
+                self._committer = Committer(consumer)
+                consumer.subscribe(job_topics, listener=self._committer)
                 await self._serve(until_idle, drain_timeout)
             finally:
                 await consumer.stop()  # auto-commit is off: only acknowledged jobs were committed
@@ -140,9 +137,10 @@ class Runtime:
         return self.report
 
     async def _serve(self, until_idle: bool, drain_timeout: float) -> None:
+        assert self._committer is not None
         background = [
             asyncio.create_task(self._presence_loop()),
-            asyncio.create_task(self._commit_loop()),
+            asyncio.create_task(self._committer.loop()),
         ]
         self.started.set()
         log.info(
@@ -160,7 +158,7 @@ class Runtime:
             # Also on cancellation: nothing may send once the clients close. Unfinished jobs stay
             # uncommitted, so Kafka delivers them again.
             await _cancel([*background, *self._tasks])
-            await self._commit()
+            await self._committer.commit()
             await self._presence("STOPPED")
             await _cancel(self._extra)
             log.info("worker %s stopped: %s", self._worker.id, self.report)
@@ -239,7 +237,8 @@ class Runtime:
 
     # ------------------------------------------------------------------ one job
     def _spawn(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        ticket = self._offsets.track(TopicPartition(record.topic, record.partition), record.offset)
+        assert self._committer is not None
+        ticket = self._committer.tracker.track(TopicPartition(record.topic, record.partition), record.offset)
         self._running += 1
         task = asyncio.create_task(self._process(record, ticket))
         self._tasks.add(task)
@@ -269,8 +268,8 @@ class Runtime:
                 released = True
                 status = await self._send_result(result, _kafka.result_headers(job.job_id, record.headers))
                 self._counts[status] += 1
-            ticket.done()
-            self._commit_wanted.set()
+            assert self._committer is not None
+            self._committer.finished(ticket)
         except Exception:
             # A bug, not a job failure: leave the offset uncommitted (the job is redelivered) and say so.
             log.exception("internal error processing %s[%d] offset %d", record.topic, record.partition, record.offset)
@@ -398,49 +397,6 @@ class Runtime:
             await asyncio.wait_for(send, _PRESENCE_TIMEOUT_S)
         except (KafkaError, TimeoutError) as exc:
             log.warning("presence heartbeat not sent: %r", exc)
-
-    # ------------------------------------------------------------------ offsets
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._commit_wanted.wait()
-            self._commit_wanted.clear()
-            await self._commit()
-            await asyncio.sleep(_COMMIT_INTERVAL_S)
-
-    async def _commit(self, only: Collection[TopicPartition] | None = None) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        async with self._commit_lock:
-            assigned = consumer.assignment()
-            offsets = {
-                tp: o
-                for tp, o in self._offsets.committable().items()
-                if tp in assigned and (only is None or tp in only)
-            }
-            if not offsets:
-                return
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:
-                # Not fatal: those jobs are redelivered and their results deduplicated downstream.
-                log.warning("offset commit failed: %r", exc)
-                return
-            self._offsets.mark_committed(offsets)
-
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._commit(revoked)
-        self._offsets.forget(revoked)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._runtime.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
 
 
 async def _cancel(tasks: Collection[asyncio.Task[None]]) -> None:
