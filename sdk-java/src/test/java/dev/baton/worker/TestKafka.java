@@ -14,6 +14,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -58,7 +59,8 @@ final class TestKafka implements AutoCloseable {
       Assumptions.abort(why);
     }
     producer = new KafkaProducer<>(Map.of(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP,
-        ProducerConfig.ACKS_CONFIG, "all"), new ByteArraySerializer(), new ByteArraySerializer());
+        ProducerConfig.ACKS_CONFIG, "all", ProducerConfig.MAX_BLOCK_MS_CONFIG, 10_000),
+        new ByteArraySerializer(), new ByteArraySerializer());
   }
 
   WorkerBuilder worker() {
@@ -71,6 +73,15 @@ final class TestKafka implements AutoCloseable {
         + "\"workflow_version\":1,\"step\":\"s-" + action + "\",\"action\":\"" + action + "\",\"attempt\":1,"
         + "\"max_attempts\":4,\"input\":" + inputJson + ",\"deadline\":\"" + now.plusSeconds(300) + "\","
         + "\"timeout_ms\":300000,\"created_at\":\"" + now + "\"}";
+  }
+
+  /** Creates the job topics of the actions, so jobs can be published before any worker exists. */
+  void createJobTopics(int partitions, String... actions) throws Exception {
+    List<NewTopic> topics = new ArrayList<>();
+    for (String action : actions) {
+      topics.add(new NewTopic(prefix + "jobs." + action, partitions, (short) 1));
+    }
+    admin.createTopics(topics).all().get(10, TimeUnit.SECONDS);
   }
 
   /** Sends a job (or any bytes) to the action's topic, keyed by run id as the orchestrator does. */
