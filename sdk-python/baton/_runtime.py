@@ -80,6 +80,7 @@ class Runtime:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._committer: Committer | None = None
+        self._closed = False  # set once nothing may be sent any more
 
     @property
     def report(self) -> RunReport:
@@ -108,6 +109,7 @@ class Runtime:
         try:
             return await self._run(until_idle, drain_timeout)
         finally:
+            self._closed = True
             self.finished.set()
 
     async def _run(self, until_idle: bool, drain_timeout: float) -> RunReport:
@@ -160,6 +162,7 @@ class Runtime:
             await _cancel([*background, *self._tasks])
             await self._committer.commit()
             await self._presence("STOPPED")
+            self._closed = True
             await _cancel(self._extra)
             log.info("worker %s stopped: %s", self._worker.id, self.report)
 
@@ -343,6 +346,8 @@ class Runtime:
             except _kafka.SIZE_ERRORS:
                 raise
             except KafkaError as exc:
+                if self._closed:
+                    raise
                 log.warning("send to %s failed (%r); retrying in %.1fs", topic, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
@@ -357,6 +362,8 @@ class Runtime:
             pass  # the loop is closed: the worker has stopped and the job is abandoned anyway
 
     def _heartbeat_now(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
+        if self._closed:
+            return  # a handler abandoned by the drain is still calling: nobody is listening
         beat = Result(job.job_id, job.run_id, job.step, job.attempt, "HEARTBEAT", self._worker, started, None)
         send = self._send(
             self._s.results_topic,
