@@ -9,7 +9,8 @@ STACK := infra/stack.sh
 # Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: help setup constraints up down status test test-python test-node test-java lint fmt clean-stack
+.PHONY: help setup constraints up down status server dev demo worker-python worker-node worker-java \
+        test test-python test-node test-java lint fmt clean-stack
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +46,19 @@ down: ## stop everything native that up/dev started (by pid file)
 status: ## show the stack's state and the connection env vars
 	@$(STACK) status
 
+# ------------------------------------------------------------ run natively
+server: setup up ## run the orchestrator in the foreground (API + engine, port 8080)
+	@$(STACK_ENV) && exec $(VENV)/bin/baton server --port $${BATON_PORT:-8080}
+
+dev: setup ## stack + orchestrator + one example worker per language, in the background (.stack/run/)
+	@infra/dev.sh start
+
+demo: setup ## dev, then define and run the polyglot demo and print its result
+	@infra/dev.sh demo
+
+worker-python: setup ## run the Python example worker in the foreground
+	@$(STACK_ENV) && exec $(PY) examples/python/worker.py
+
 # ------------------------------------------------------------------ tests
 test: setup ## run every test suite (brings the stack up when it is down)
 	@$(STACK) up >/dev/null
@@ -62,7 +76,8 @@ test-java: ## Java SDK tests (JUnit 5 via Maven)
 lint: setup ## ruff, mypy (strict for the SDK), tsc
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy sdk-python/baton
+	cd sdk-python && ../$(VENV)/bin/mypy baton
+	cd orchestrator && ../$(VENV)/bin/mypy baton_orchestrator
 	cd sdk-node && npm run --silent lint
 
 fmt: setup ## format Python sources

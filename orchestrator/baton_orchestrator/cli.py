@@ -6,9 +6,11 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from . import __version__
+from .settings import Settings
 
 _JOB_FIELDS = ("run_id", "step", "job_id", "workflow_id")
 
@@ -35,10 +37,8 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from pydantic import ValidationError
-
-    from .settings import Settings
 
     try:
         return Settings()
@@ -62,7 +62,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate_or_exit(migrate, settings) -> None:  # type: ignore[no-untyped-def]
+def _migrate_or_exit(migrate: Callable[[Settings], None], settings: Settings) -> None:
     try:
         migrate(settings)
     except Exception as exc:
@@ -77,6 +77,24 @@ def cmd_db_upgrade(_: argparse.Namespace) -> int:
     _migrate_or_exit(migrate, settings)
     print("database is at the newest revision")
     return 0
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    import os
+
+    from . import client
+
+    url = args.url or os.environ.get("BATON_API_URL", "http://127.0.0.1:8080")
+    token = os.environ.get("BATON_API_KEY")
+    try:
+        if args.command == "apply":
+            return client.apply(url, args.files, token)
+        payload = json.loads(args.input) if args.input is not None else None
+        return client.trigger(url, args.workflow_id, payload, args.key, args.wait, token)
+    except json.JSONDecodeError as exc:
+        sys.exit(f"--input is not valid JSON: {exc}")
+    except (client.ApiError, OSError) as exc:
+        sys.exit(str(exc))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="apply migrations up to the newest revision")
     upgrade.set_defaults(func=cmd_db_upgrade)
+    apply = sub.add_parser("apply", help="define workflows from YAML/JSON files (POST /workflow)")
+    apply.add_argument("files", nargs="+")
+    trig = sub.add_parser("trigger", help="start a run (POST /workflow/{id}/trigger)")
+    trig.add_argument("workflow_id")
+    trig.add_argument("--input", help="the run input as JSON, e.g. '\"Hello World\"'")
+    trig.add_argument("--key", help="Idempotency-Key")
+    trig.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="watch the run until it ends")
+    for p in (apply, trig):
+        p.add_argument("--url", help="API base URL (default $BATON_API_URL or http://127.0.0.1:8080)")
+        p.set_defaults(func=_client_command)
     return parser
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,7 +69,7 @@ _INSERT_OUTBOX = text(
 )
 
 
-async def add_outbox(conn: AsyncConnection, msgs: list[tuple[str, bytes | None, bytes, Headers]]) -> list[Outbound]:
+async def add_outbox(conn: AsyncConnection, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]) -> list[Outbound]:
     if not msgs:
         return []
     rows = await conn.execute(

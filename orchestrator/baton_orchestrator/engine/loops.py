@@ -7,6 +7,7 @@ Kafka offset before the transaction that applied those records is durable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -66,7 +67,7 @@ class ResultsLoop:
             records = [r for batch in polled.values() for r in batch]
             if not records:
                 continue
-            await retry_forever("apply results", lambda recs=records: self.handle(recs))
+            await retry_forever("apply results", functools.partial(self.handle, records))
             await retry_forever("commit results offsets", self.consumer.commit)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
@@ -322,7 +323,7 @@ class PresenceLoop:
             polled = await retry_forever("poll workers", lambda: self.consumer.getmany(timeout_ms=1000))
             records = [r for batch in polled.values() for r in batch]
             if records:
-                await retry_forever("store worker presence", lambda recs=records: self.store(recs), max_backoff=2)
+                await retry_forever("store worker presence", functools.partial(self.store, records), max_backoff=2)
                 await retry_forever("commit workers offsets", self.consumer.commit)
 
     async def store(self, records: list[ConsumerRecord]) -> None:
