@@ -30,6 +30,7 @@ async def spawn(kit: Any, tmp_path: Path) -> AsyncIterator[Spawn]:
             "BATON_TOPIC_PREFIX": kit.prefix,
             "BATON_TOPIC_PARTITIONS": "2",
             "BATON_WORKER_CONCURRENCY": str(concurrency),
+            "BATON_WORKER_HEARTBEAT_INTERVAL": "60",  # one RUNNING, then STOPPING, STOPPED
         }
         log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
         proc = await asyncio.create_subprocess_exec(
@@ -73,7 +74,7 @@ async def test_in_flight_jobs_finish_and_commit_when_worker_gets_sigterm(
     log = (tmp_path / "worker-0.log").read_text()
     assert "draining 3 jobs" in log
     presence = [json.loads(r.value)["status"] for r in await kit.read("workers", 3)]
-    assert presence[-2:] == ["STOPPING", "STOPPED"]
+    assert presence == ["RUNNING", "STOPPING", "STOPPED"]
 
 
 async def test_job_is_redelivered_to_another_worker_when_the_first_is_killed_mid_job(

@@ -74,8 +74,9 @@ async def test_sync_and_async_handlers_both_complete_when_registered_together(ki
 
 
 async def test_jobs_overlap_when_concurrency_is_above_one(kit: Any) -> None:
-    worker = Worker(concurrency=3, settings=kit.settings())
-    # Each barrier only opens when three handlers wait at once: a FAILED result means no overlap.
+    # Room for all six: each barrier only opens when three of its handlers wait at once, so a FAILED
+    # result (barrier timeout) means the jobs did not overlap.
+    worker = Worker(concurrency=6, settings=kit.settings())
     threads = threading.Barrier(3, timeout=15)
     tasks = asyncio.Barrier(3)
 
@@ -196,7 +197,7 @@ async def test_heartbeat_result_is_sent_when_a_sync_handler_calls_it(kit: Any) -
 
 
 async def test_background_worker_runs_jobs_and_publishes_presence_when_used_as_context(kit: Any) -> None:
-    worker = Worker(concurrency=2, settings=kit.settings())
+    worker = Worker(concurrency=2, settings=kit.settings(heartbeat_interval=60))  # exactly one RUNNING
     worker.register("echo", lambda payload: payload)
     async with worker:
         await kit.send_job(kit.job("echo", {"a": 1}))
