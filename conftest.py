@@ -57,8 +57,11 @@ def services() -> Iterator[Services]:
     if kafka and db and redis_url:
         down = [
             name
-            for name, addr in (("Kafka", kafka.split(",")[0]), ("PostgreSQL", _host_port(db)),
-                               ("Redis", _host_port(redis_url)))
+            for name, addr in (
+                ("Kafka", kafka.split(",")[0]),
+                ("PostgreSQL", _host_port(db)),
+                ("Redis", _host_port(redis_url)),
+            )
             if not _reachable(addr)
         ]
         if down:

@@ -15,6 +15,7 @@ import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from baton_orchestrator.app import create_app
 from baton_orchestrator.db import migrate
 from baton_orchestrator.settings import Settings

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
 from baton_orchestrator.bus.codec import Undecodable, decode_result, decode_worker_heartbeat, encode_job
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "protocol"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from baton_orchestrator.definitions import DefinitionError, WorkflowSpec, find_cycle, normalise, parse_duration
 from baton_orchestrator.engine import transitions as tr
 

@@ -47,6 +47,11 @@ class Topics:
         self._known: set[str] = set()
         self._admin: AIOKafkaAdminClient | None = None
 
+    @property
+    def _configs(self) -> dict[str, str]:
+        # A maximum-size payload plus its envelope must fit in one record (the SDKs use the same rule).
+        return {"max.message.bytes": str(self.settings.max_payload_bytes + 65_536)}
+
     async def start(self) -> None:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
         await self._admin.start()
@@ -64,7 +69,15 @@ class Topics:
         to_create = [n for n in missing if n not in existing]
         if to_create:
             resp = await self._admin.create_topics(
-                [NewTopic(n, num_partitions=self.settings.topic_partitions, replication_factor=1) for n in to_create]
+                [
+                    NewTopic(
+                        n,
+                        num_partitions=self.settings.topic_partitions,
+                        replication_factor=1,
+                        topic_configs=self._configs,
+                    )
+                    for n in to_create
+                ]
             )
             for topic_error in resp.topic_errors:
                 name, code = topic_error[0], topic_error[1]
