@@ -100,3 +100,13 @@ test('commits only contiguous finished offsets per partition', () => {
   t.retain(new Set())
   assert.deepEqual(t.pending(), [], 'revoked partitions are never committed')
 })
+
+test('disposes an unstarted worker with await using', async () => {
+  let disposed: Worker | undefined
+  {
+    await using w = new Worker({ bootstrapServers: '127.0.0.1:9092', handleSignals: false })
+    disposed = w
+  }
+  assert.equal(disposed.inFlight, 0)
+  await assert.rejects(disposed.start(), { message: 'a Worker can be started only once' })
+})
