@@ -15,7 +15,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** At-least-once across a crash: a job whose worker is SIGKILLed mid-job runs again on another worker. */
+/**
+ * Process-level delivery: a worker SIGKILLed mid-job loses nothing (the job runs again on another worker),
+ * and a SIGTERMed one drains its running jobs before exiting.
+ */
 class WorkerCrashTest {
   private TestKafka kafka;
   private Process child;
@@ -37,7 +40,7 @@ class WorkerCrashTest {
   void shouldRedeliverJobToSecondWorkerWhenFirstIsKilledMidJob() throws Exception {
     kafka.createJobTopics(1, "crashy");
     kafka.sendJob("crashy", "job-crash", "\"payload\"");
-    LinkedBlockingQueue<String> lines = startChild();
+    LinkedBlockingQueue<String> lines = startChild(List.of());
     String started = lines.poll(60, TimeUnit.SECONDS);
     assertThat(started).isEqualTo("STARTED job-crash");
 
@@ -56,11 +59,34 @@ class WorkerCrashTest {
     assertThat(kafka.committed("crashy")).isEqualTo(1);
   }
 
-  private LinkedBlockingQueue<String> startChild() throws Exception {
+  @Test
+  void shouldSendAllResultsAndCommitWhenSigtermArrivesWithThreeJobsInFlight() throws Exception {
+    kafka.createJobTopics(1, "crashy");
+    for (int i = 0; i < 3; i++) {
+      kafka.sendJob("crashy", "job-" + i, Integer.toString(i));
+    }
+    LinkedBlockingQueue<String> lines = startChild(List.of("1500"));
+    for (int i = 0; i < 3; i++) {
+      assertThat(lines.poll(60, TimeUnit.SECONDS)).startsWith("STARTED job-");
+    }
+
+    child.destroy(); // SIGTERM: the shutdown hook drains the three running jobs
+    assertThat(child.waitFor(30, TimeUnit.SECONDS)).isTrue();
+
+    List<JsonNode> results = kafka.reader("results").awaitJson(3, Duration.ofSeconds(30));
+    assertThat(results).extracting(r -> r.get("status").asText()).containsOnly("COMPLETED");
+    assertThat(results).extracting(r -> r.get("job_id").asText())
+        .containsExactlyInAnyOrder("job-0", "job-1", "job-2");
+    assertThat(kafka.committed("crashy")).isEqualTo(3);
+  }
+
+  private LinkedBlockingQueue<String> startChild(List<String> extraArgs) throws Exception {
     String classpath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
     String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
-    ProcessBuilder builder = new ProcessBuilder(java, "-cp", classpath, KillableWorkerMain.class.getName(),
-        TestKafka.BOOTSTRAP, kafka.prefix, kafka.group);
+    List<String> command = new java.util.ArrayList<>(List.of(java, "-cp", classpath,
+        KillableWorkerMain.class.getName(), TestKafka.BOOTSTRAP, kafka.prefix, kafka.group));
+    command.addAll(extraArgs);
+    ProcessBuilder builder = new ProcessBuilder(command);
     builder.redirectError(new File("target", "crash-test-child.log"));
     child = builder.start();
     LinkedBlockingQueue<String> lines = new LinkedBlockingQueue<>();
