@@ -158,7 +158,6 @@ export class Worker {
       this.#logger.debug('skipping a record already started', { topic: message.topic, partition: message.partition, offset: message.offset })
       return
     }
-    this.#logger.debug('job record', { topic: message.topic, partition: message.partition, offset: message.offset })
     if (runner.active + 1 >= this.#config.concurrency) this.#stream?.pause()
     runner.run(message)
   }
