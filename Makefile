@@ -27,8 +27,9 @@ sdk-node/node_modules/.stamp: sdk-node/package.json sdk-node/package-lock.json
 	cd sdk-node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-sdk-java/target/.stamp: sdk-java/pom.xml
-	mvn -q -B -f sdk-java/pom.xml dependency:go-offline test-compile
+sdk-java/target/.stamp: sdk-java/pom.xml examples/java/pom.xml
+	mvn -q -B -f sdk-java/pom.xml dependency:go-offline install -DskipTests
+	mvn -q -B -f examples/java/pom.xml dependency:go-offline test-compile
 	mkdir -p sdk-java/target && touch $@
 
 setup: $(VENV)/.stamp sdk-node/node_modules/.stamp sdk-java/target/.stamp ## create .venv, npm ci, resolve Maven builds (no-op when done)
@@ -59,6 +60,13 @@ demo: setup ## dev, then define and run the polyglot demo and print its result
 worker-python: setup ## run the Python example worker in the foreground
 	@$(STACK_ENV) && exec $(PY) examples/python/worker.py
 
+worker-node: setup ## run the Node example worker in the foreground
+	@$(STACK_ENV) && exec node examples/node/worker.mjs
+
+worker-java: setup ## run the Java example worker in the foreground
+	@mvn -q -B -f sdk-java/pom.xml install -DskipTests
+	@$(STACK_ENV) && exec mvn -q -B -f examples/java/pom.xml compile exec:java
+
 # ------------------------------------------------------------------ tests
 test: setup ## run every test suite (brings the stack up when it is down)
 	@$(STACK) up >/dev/null
@@ -70,8 +78,8 @@ test-python: ## Python suites: stack smoke, orchestrator, SDK, cross-language
 test-node: ## Node SDK tests (node --test)
 	@$(STACK_ENV) && cd sdk-node && npm test --silent
 
-test-java: ## Java SDK tests (JUnit 5 via Maven)
-	@$(STACK_ENV) && mvn -q -B -f sdk-java/pom.xml test
+test-java: ## Java SDK tests (JUnit 5 via Maven), then the Java example's tests
+	@$(STACK_ENV) && mvn -q -B -f sdk-java/pom.xml install && mvn -q -B -f examples/java/pom.xml test
 
 lint: setup ## ruff, mypy (strict for the SDK), tsc
 	$(VENV)/bin/ruff check .

@@ -47,7 +47,7 @@ cmd_start() {
   wait_http "$BATON_API_URL/health"
   start_bg worker-python .venv/bin/python examples/python/worker.py
   start_bg worker-node node examples/node/worker.mjs
-  start_bg worker-java java -jar examples/java/target/baton-example-worker.jar
+  start_bg worker-java mvn -q -B -f examples/java/pom.xml compile exec:java
   log "API: $BATON_API_URL (OpenAPI docs at $BATON_API_URL/docs); stop everything with: make down"
 }
 

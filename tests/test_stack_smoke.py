@@ -23,7 +23,10 @@ async def test_kafka_round_trip_when_topic_is_fresh(services, unique):
         finally:
             await producer.stop()
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=services.kafka, group_id=f"t-{unique}", auto_offset_reset="earliest",
+            topic,
+            bootstrap_servers=services.kafka,
+            group_id=f"t-{unique}",
+            auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
         await consumer.start()

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+
 from baton import Worker, WorkerSettings
 
 

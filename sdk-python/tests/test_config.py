@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from baton import ConfigError, Worker, WorkerSettings
 
 ENV_VARS = (

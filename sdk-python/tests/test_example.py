@@ -7,6 +7,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from baton.testing import run_handler
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "worker.py"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from baton import ConfigError, JobContext, NonRetryableError, RetryLater, SerializationError, Worker
 from baton.testing import make_context, run_handler
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from baton import Worker
 
 SCRIPT = Path(__file__).with_name("worker_process.py")

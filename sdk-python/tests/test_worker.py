@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from baton import JobContext, NonRetryableError, RetryLater, Worker, __version__
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "protocol" / "schemas"
