@@ -9,7 +9,7 @@ STACK := infra/stack.sh
 # Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: help setup constraints up down status server dev demo worker-python worker-node worker-java \
+.PHONY: all python node java stop clean help setup constraints up down status server dev demo worker-python worker-node worker-java \
         test test-python test-node test-java lint fmt clean-stack
 
 help: ## list the targets
@@ -46,6 +46,34 @@ down: ## stop everything native that up/dev started (by pid file)
 
 status: ## show the stack's state and the connection env vars
 	@$(STACK) status
+
+# ------------------------------------------------------------ Docker path
+# The compose plugin (`docker compose`) or Debian's `docker-compose` v1, whichever exists, and only
+# when a Docker engine answers.
+compose = @set -e; \
+	if docker compose version >/dev/null 2>&1; then dc=(docker compose); \
+	elif command -v docker-compose >/dev/null; then dc=(docker-compose); \
+	else echo "Docker Compose not found: install the compose plugin or docker-compose (see README, Docker)." >&2; exit 1; fi; \
+	docker info >/dev/null 2>&1 || { echo "No Docker engine answers ('docker info' failed): start Docker, or use the native stack (make demo)." >&2; exit 1; }; \
+	"$${dc[@]}" -f docker-compose.yml $(1)
+
+all: ## Docker: Kafka, PostgreSQL, Redis, orchestrator and every example worker, built from source
+	$(call compose,--profile all up --build -d)
+
+python: ## Docker: infra + orchestrator + the Python example worker
+	$(call compose,--profile python up --build -d)
+
+node: ## Docker: infra + orchestrator + the Node example worker
+	$(call compose,--profile node up --build -d)
+
+java: ## Docker: infra + orchestrator + the Java example worker
+	$(call compose,--profile java up --build -d)
+
+stop: ## Docker: stop and remove the containers (data volumes are kept)
+	$(call compose,--profile all down)
+
+clean: ## Docker: stop, then delete the containers and the data volumes
+	$(call compose,--profile all down -v --remove-orphans)
 
 # ------------------------------------------------------------ run natively
 server: setup up ## run the orchestrator in the foreground (API + engine, port 8080)
