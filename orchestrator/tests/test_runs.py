@@ -29,10 +29,7 @@ async def test_original_two_step_workflow_completes_when_posted_verbatim(client,
         resp = await client.trigger("my-first-workflow", "Hello World")
         assert resp.status_code == 201, resp.text
         run = await client.wait_run(resp.json()["run_id"])
-    validator = jsonschema.Draft202012Validator(
-        json.loads((Path(__file__).resolve().parents[2] / "protocol/schemas/job.schema.json").read_text()),
-        format_checker=jsonschema.FormatChecker(),
-    )
+    validator = schema("job")
     for job in worker.seen:
         validator.validate(job)
     assert [(j["step"], j["attempt"], j["max_attempts"]) for j in worker.seen] == [("step1", 1, 4), ("step2", 1, 4)]
@@ -126,6 +123,7 @@ async def test_step_is_dead_lettered_after_four_attempts_one_second_apart_then_r
         assert len(dlq) == 1 and dlq[0]["run_id"] == run_id and dlq[0]["reason"] == "retries_exhausted"
         record = await _read_one(services, settings.jobs_dlt_topic)
         headers = dict(record.headers)
+        schema("dlt-headers").validate({k: v.decode() for k, v in headers.items()})
         assert headers["baton-dlt-reason"] == b"retries_exhausted"
         assert headers["kafka_dlt-original-topic"] == settings.job_topic("t.bad").encode()
         assert headers["kafka_dlt-exception-fqcn"] == b"Boom"
@@ -257,6 +255,11 @@ async def test_retry_run_reopens_the_failed_step_with_a_fresh_budget(client, raw
         assert resp.status_code == 200 and resp.json()["reopened_steps"] == ["t.once"]
         run = await client.wait_run(run_id, statuses=("COMPLETED",))
     assert run["output"] == "done first" and calls == [1, 2]
+
+
+def schema(name: str) -> jsonschema.Draft202012Validator:
+    path = Path(__file__).resolve().parents[2] / "protocol" / "schemas" / f"{name}.schema.json"
+    return jsonschema.Draft202012Validator(json.loads(path.read_text()), format_checker=jsonschema.FormatChecker())
 
 
 async def _events(client, run_id, kind):

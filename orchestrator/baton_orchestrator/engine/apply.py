@@ -247,6 +247,13 @@ class Applier:
         msgs = []
         for outcome, row, why in dead:
             err = outcome.error or {}
+            log.warning(
+                "step dead-lettered (%s): %s: %s",
+                why,
+                err.get("type"),
+                err.get("message"),
+                extra={"run_id": outcome.run_id, "step": outcome.step, "job_id": outcome.job_id},
+            )
             value = self._original_job(outcome.job_id, row)
             headers = dlt_headers(
                 reason=why,
