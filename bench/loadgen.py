@@ -1,0 +1,68 @@
+"""A minimal HTTP/1.1 keep-alive client for the trigger load (httpx cost ~3 ms CPU per request here,
+which on a 2-core box would make the load generator a bottleneck of its own).
+
+Only what the bench needs: POST with a JSON body, status code and JSON response, a fixed pool of
+persistent connections. A request that fails is reported, never retried (a retried POST could create a
+second run and hide a lost one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+
+class HttpPool:
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host, self.port, self.size = host, port, size
+        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+        for _ in range(size):
+            self._idle.put_nowait(None)  # a slot; connected on first use
+
+    async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        slot = await self._idle.get()
+        if slot is not None and not slot[0].at_eof() and not slot[1].is_closing():
+            return slot
+        if slot is not None:
+            slot[1].close()
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except BaseException:
+            self._idle.put_nowait(None)
+            raise
+
+    async def post(self, path: str, body: bytes) -> tuple[int, Any]:
+        reader, writer = await self._conn()
+        ok = False
+        try:
+            writer.write(
+                b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (path.encode(), self.host.encode(), self.port, len(body), body)
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            length, close = 0, False
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                k = k.strip().lower()
+                if k == "content-length":
+                    length = int(v)
+                elif k == "connection" and "close" in v.lower():
+                    close = True
+            data = await reader.readexactly(length) if length else b""
+            ok = not close
+            return status, json.loads(data) if data else None
+        finally:
+            if ok:
+                self._idle.put_nowait((reader, writer))
+            else:
+                writer.close()
+                self._idle.put_nowait(None)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            slot = self._idle.get_nowait()
+            if slot is not None:
+                slot[1].close()
