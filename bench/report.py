@@ -64,24 +64,27 @@ def markdown(r: dict[str, Any]) -> str:
     if dj:
         out += [
             "",
-            "Dispatch split (Baton workloads, ms p50 / p99): result in = parent handler returned → engine "
-            "transaction that queued the child began; job out = that transaction began → child handler entered "
-            "(commit, publish, worker fetch). first step = trigger scheduled → first handler entered; "
-            "trigger = scheduled → HTTP 201 received.",
+            "Dispatch split (ms p50 / p99): result in = parent handler returned → engine transaction that "
+            "queued the child began (T0: the T0 engine polled the result); job out = from there → child handler "
+            "entered (commit, publish, worker fetch). first step = trigger scheduled → first handler entered; "
+            "trigger = scheduled → HTTP 201 received. PG commits/step: pg_stat_database.xact_commit delta over the "
+            "window ÷ steps (database-wide: other users count too; approximate).",
             "",
-            "| workload | wf/s | result in | job out | first step | trigger HTTP | e2e server-side p99 |",
-            "|---|---:|---|---|---|---|---:|",
+            "| workload | wf/s | result in | job out | first step | trigger HTTP | e2e server-side p99 "
+            "| PG commits/step |",
+            "|---|---:|---|---|---|---|---:|---:|",
         ]
         for p in dj:
             ri, jo, fs, th = (
                 p["dispatch_result_in_ms"],
                 p["dispatch_job_out_ms"],
                 p["first_step_ms"],
-                p["trigger_http_ms"],
+                p.get("trigger_http_ms"),
             )
             out.append(
                 f"| {p['workload']} | {p['target_wf_per_s']:g} | {_d(ri, 'p50', 'p99')} | {_d(jo, 'p50', 'p99')} "
-                f"| {_d(fs, 'p50', 'p99')} | {_d(th, 'p50', 'p99')} | {_d(p['e2e_server_ms'], 'p99')} |"
+                f"| {_d(fs, 'p50', 'p99')} | {_d(th or {}, 'p50', 'p99')} "
+                f"| {_d(p.get('e2e_server_ms') or {}, 'p99')} | {_n(p.get('pg_commits_per_step_approx'))} |"
             )
     c = r["correctness"]
     out += [

@@ -181,6 +181,8 @@ class Bench:
         self.db: psycopg.Connection[Any] | None = None
         self.port = 0
         self.pool: HttpPool | None = None
+        self.commits0: int | None = None
+        self.commits1: int | None = None
         self.sampled_rss: dict[str, int] = {}
         self.profile: dict[str, Any] | None = None
         self.notes: list[str] = []
@@ -310,8 +312,19 @@ class Bench:
             await asyncio.wait(inflight, timeout=60)
         return out
 
+    def pg_commits(self) -> int | None:
+        """Database-wide committed transactions (pg_stat_database; other users of the database count too,
+        and backends flush these counters up to ~1 s late)."""
+        if self.db is None:
+            return None
+        try:
+            return int(self.q("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")[0][0])
+        except Exception:
+            return None
+
     async def sample_window(self, tw0: float, tw1: float) -> tuple[Any, Any]:
         await asyncio.sleep(max(0.0, tw0 - time.time()))
+        self.commits0 = self.pg_commits()
         a = snapshot(self.groups)
         while time.time() < tw1 - 1.0:
             await asyncio.sleep(1.0)
@@ -320,6 +333,7 @@ class Bench:
                 self.sampled_rss[k] = max(self.sampled_rss.get(k, 0), v)
         await asyncio.sleep(max(0.0, tw1 - time.time()))
         b = snapshot(self.groups)
+        self.commits1 = self.pg_commits()
         for k, v in b.rss_kb.items():
             self.sampled_rss[k] = max(self.sampled_rss.get(k, 0), v)
         return a, b
@@ -359,6 +373,8 @@ class Bench:
         p = self.analyze(wl, rate, triggers, run_ids, tw0, tw1, drained)
         p["cpu_s"] = {k: round(v, 3) for k, v in cpu_delta(snap_a, snap_b).items()}
         self.add_cpu(p, measure)
+        if self.commits0 is not None and self.commits1 is not None and p["steps_completed_in_window"]:
+            p["pg_commits_per_step_approx"] = round((self.commits1 - self.commits0) / p["steps_completed_in_window"], 2)
         ok, why = sustainable(p)
         p["sustainable"], p["why_not"] = ok, why
         if profile:
@@ -551,7 +567,13 @@ class Bench:
         finishes = [float(r[2]) for r in rows if r[2]]
         run_ids = {r[0] for r in rows}
         e2e = [(float(r[2]) - float(r[1])) if r[2] else INF for r in rows if tw0 <= float(r[1]) < tw1]
-        hops, first = [], []
+        recv: dict[tuple[str, int], float] = {}
+        recv_path = Path(str(out) + ".recv")
+        if recv_path.exists():
+            for ln in recv_path.read_text().splitlines():
+                rid, k, t = ln.split(",")
+                recv.setdefault((rid, int(k)), float(t))
+        hops, first, result_in, job_out = [], [], [], []
         steps_in_win = 0
         for r in rows:
             calls = {c.step: c for c in reversed(self.records.by_run.get(r[0], []))}
@@ -567,6 +589,9 @@ class Bench:
                     first.append(c.t_entry - float(r[1]))
                 elif (prev := calls.get(f"s{k - 1}")) is not None:
                     hops.append(c.t_entry - prev.t_exit)
+                    if (t_recv := recv.get((r[0], k - 1))) is not None:
+                        result_in.append(t_recv - prev.t_exit)
+                        job_out.append(c.t_entry - t_recv)
         in_win = sum(1 for s in scheds if tw0 <= s < tw1)
         p: dict[str, Any] = {
             "workload": "T0",
@@ -585,6 +610,10 @@ class Bench:
             "backlog_growth": backlog_at(tw1, scheds, finishes) - backlog_at(tw0, scheds, finishes),
             "dispatch_ms": dist_ms(hops),
             "dispatch_definition": "parent handler returned -> child handler entered (no DB)",
+            "dispatch_result_in_ms": dist_ms(result_in),
+            "dispatch_job_out_ms": dist_ms(job_out),
+            "dispatch_split_definition": "result in = parent returned -> T0 engine polled the result; "
+            "job out = polled -> child handler entered",
             "first_step_ms": dist_ms(first),
             "e2e_ms": dist_ms(e2e),
             "drained": len(finishes) == len(rows),
@@ -905,7 +934,21 @@ class Bench:
 
 
 def java_worker_argv(tmp: Path) -> list[str]:
-    sys.exit("--workers java is not wired yet (see bench/README.md)")
+    """`java -cp <sdk-java classes + runtime deps> bench/BenchWorker.java` (source-file mode, Java 11+)."""
+    classes = ROOT / "sdk-java" / "target" / "classes"
+    if not (classes / "dev" / "baton" / "worker" / "Worker.class").exists():
+        sys.exit("--workers java needs sdk-java compiled: mvn -q -f sdk-java/pom.xml compile")
+    cp_file = tmp / "java-classpath.txt"
+    if not cp_file.exists():
+        res = subprocess.run(
+            ["mvn", "-q", "-o", "-f", str(ROOT / "sdk-java" / "pom.xml"), "dependency:build-classpath",
+             "-Dmdep.includeScope=runtime", f"-Dmdep.outputFile={cp_file}"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        if res.returncode != 0 or not cp_file.exists():
+            sys.exit(f"--workers java: could not resolve sdk-java's classpath offline:\n{res.stdout[-2000:]}")
+    cp = f"{classes}:{cp_file.read_text().strip()}"
+    return ["java", "-Xmx256m", "-cp", cp, str(BENCH / "BenchWorker.java")]
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,7 +13,8 @@ JSON object per line:
   -> {"cmd": "point", "rate": R, "t_start": T, "duration": D, "steps": 10, "drain": S, "out": PATH}
   <- {"done": true, "sent": n, "completed": m}
   -> {"cmd": "quit"}
-PATH receives `run_id,t_sched,t_done` lines.
+PATH receives `run_id,t_sched,t_done` lines, PATH.recv `run_id,step_index,t_polled` (when the engine
+got each result, to split a hop into result-in and job-out).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Engine:
         self.steps = 10
         self.open: dict[str, float] = {}  # run_id -> t_sched
         self.done: list[tuple[str, float, float]] = []
+        self.received: list[tuple[str, int, float]] = []  # run_id, step index, when its result was polled
 
     async def start(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
@@ -103,6 +105,7 @@ class Engine:
                     continue
                 run_id = res["run_id"]
                 k = int(res["step"][1:])
+                self.received.append((run_id, k, now))
                 if k + 1 < self.steps:
                     futures.append(await self.send(run_id, k + 1, res["output"]))
                 elif run_id in self.open:
@@ -112,7 +115,7 @@ class Engine:
             await self.consumer.commit()
 
     async def point(self, rate: float, t_start: float, duration: float, drain: float, out: str) -> dict[str, int]:
-        self.done = []
+        self.done, self.received = [], []
         n = int(rate * duration)
         sent = 0
         for i in range(n):
@@ -132,6 +135,9 @@ class Engine:
                 f.write(f"{run_id},{t_sched:.6f},{t_done:.6f}\n")
             for run_id, t_sched in self.open.items():
                 f.write(f"{run_id},{t_sched:.6f},\n")
+        with open(out + ".recv", "w") as f:
+            for run_id, k, t in self.received:
+                f.write(f"{run_id},{k},{t:.6f}\n")
         self.open.clear()
         return {"sent": sent, "completed": len(self.done)}
 
