@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
+
+# uvicorn closes a keep-alive connection after 5 s idle; reusing one at that moment loses the request
+# (IncompleteReadError). Connections idle longer than this are replaced before use instead.
+MAX_IDLE_S = 3.0
 
 
 class HttpPool:
     def __init__(self, host: str, port: int, size: int) -> None:
         self.host, self.port, self.size = host, port, size
-        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+        # LIFO: the most recently used connection goes out first, so idle ones age out instead of racing.
+        self._idle: asyncio.LifoQueue[tuple[asyncio.StreamReader, asyncio.StreamWriter, float] | None] = (
+            asyncio.LifoQueue()
+        )
         for _ in range(size):
             self._idle.put_nowait(None)  # a slot; connected on first use
 
     async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         slot = await self._idle.get()
-        if slot is not None and not slot[0].at_eof() and not slot[1].is_closing():
-            return slot
         if slot is not None:
-            slot[1].close()
+            reader, writer, last = slot
+            if not reader.at_eof() and not writer.is_closing() and time.monotonic() - last < MAX_IDLE_S:
+                return reader, writer
+            writer.close()
         try:
             return await asyncio.open_connection(self.host, self.port)
         except BaseException:
@@ -56,7 +65,7 @@ class HttpPool:
             return status, json.loads(data) if data else None
         finally:
             if ok:
-                self._idle.put_nowait((reader, writer))
+                self._idle.put_nowait((reader, writer, time.monotonic()))
             else:
                 writer.close()
                 self._idle.put_nowait(None)

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,7 @@ class Bench:
         self.port = 0
         self.pool: HttpPool | None = None
         self.commits0: int | None = None
+        self.trigger_failures: list[str] = []
         self.commits1: int | None = None
         self.sampled_rss: dict[str, int] = {}
         self.profile: dict[str, Any] | None = None
@@ -292,9 +294,12 @@ class Bench:
             try:
                 status, data = await pool.post(path, body)
                 rid = data.get("run_id") if status == 201 else None
+                if status != 201:
+                    self.trigger_failures.append(f"HTTP {status}: {str(data)[:200]}")
                 out.append(Trigger(t_sched, t_sent, time.time(), status, rid))
-            except Exception:
+            except Exception as exc:
                 out.append(Trigger(t_sched, t_sent, time.time(), 0, None))
+                self.trigger_failures.append(f"{type(exc).__name__}: {exc}"[:200])
 
         n = int(rate * duration)
         for i in range(n):
@@ -356,6 +361,7 @@ class Bench:
     async def point(
         self, client: httpx.AsyncClient, wl: Workload, rate: float, warmup: float, measure: float, profile: bool = False
     ) -> dict[str, Any]:
+        self.trigger_failures = []
         t_start = time.time() + 0.3
         tw0, tw1 = t_start + warmup, t_start + warmup + measure
         sampler = asyncio.create_task(self.sample_window(tw0, tw1))
@@ -488,6 +494,8 @@ class Bench:
             "arrivals_in_window": len(in_win),
             "achieved_wf_per_s": round(len(accepted_in_win) / measure, 2),
             "trigger_errors": sum(1 for t in triggers if t.status != 201),
+            "trigger_status_counts": {str(k): v for k, v in Counter(t.status for t in triggers).items()},
+            "trigger_failure_samples": self.trigger_failures[-5:],
             "wf_per_s": round(wf_in_win / measure, 2),
             "steps_per_s": round(steps_in_win / measure, 1),
             "steps_completed_in_window": steps_in_win,
