@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,10 @@ class Scenario:
                           timeout=timeout)
         assert resp.status_code in (200, 201), resp.text
         return str(resp.json()["run_id"])
+
+    def trigger_many(self, workflow_id: str, inputs: Any, threads: int = 8) -> list[str]:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda i: self.trigger(workflow_id, i), inputs))
 
     # -------------------------------------------------------------- database
     def sql(self, query: str, params: Any = None) -> list[Any]:
