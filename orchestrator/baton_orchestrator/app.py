@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -102,6 +103,16 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
     return [asyncio.create_task(_supervise(name, run), name=f"baton-{name}") for name, run in loops.items()]
 
 
+async def _delete_published(core: Core) -> None:
+    # Published outbox rows are normally deleted by the next transaction; this covers quiet moments.
+    while True:
+        await asyncio.sleep(0.25)
+        try:
+            await core.publisher.delete_published()
+        except Exception as exc:
+            log.warning("could not delete published outbox rows (the relay may resend them): %s", exc)
+
+
 def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
     """Build the orchestrator. `role`: all (API + engine), api, or engine (loops + /health, /metrics)."""
     if role not in ROLES:
@@ -114,6 +125,7 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
             core = await _start_core(settings, role, stack)
             app.state.core = core
             tasks = await _start_engine(core, stack) if role in ("all", "engine") else []
+            tasks.append(asyncio.create_task(_delete_published(core), name="baton-outbox-cleanup"))
             log.info("baton orchestrator started (role=%s)", role)
             try:
                 yield
@@ -121,6 +133,8 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await core.publisher.delete_published()
 
     app = FastAPI(
         title="Baton",

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
-from .engine.apply import Applied
-from .engine.dispatch import JobSpec, add_events, queue_jobs
+from .engine.dispatch import add_events, queue_jobs
+from .engine.transitions import step_input
+from .engine.writes import JobSpec, Writes, insert_run, now_utc
 
 
 async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
@@ -71,30 +72,74 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
         cached = await _idem_get(core, workflow_id, key)
         if cached:
             return _replay(cached["hash"], digest, cached["body"])
-    async with core.db.begin() as conn:
-        latest = (
-            await conn.execute(
-                text("SELECT version, definition FROM workflows WHERE id = :id ORDER BY version DESC LIMIT 1"),
-                {"id": workflow_id},
+    writes = Writes(delete_outbox=core.publisher.take_published())
+    try:
+        async with core.db.begin() as conn:
+            version = (
+                await conn.execute(text("SELECT max(version) FROM workflows WHERE id = :id"), {"id": workflow_id})
+            ).scalar_one()
+            if version is None:
+                raise ServiceError(404, "workflow_not_found", f"workflow {workflow_id!r} does not exist")
+            wf = await core.definitions.get(conn, workflow_id, version)
+            run_id, now = str(uuid.uuid4()), now_utc()
+            for step in wf["steps"]:
+                if not step["depends_on"]:
+                    writes.queue(
+                        core.settings,
+                        JobSpec(
+                            run_id,
+                            workflow_id,
+                            version,
+                            step["name"],
+                            step["action"],
+                            1,
+                            step["retry"]["max_retries"] + 1,
+                            step_input(step, run_input, {}),
+                            step["timeout"],
+                        ),
+                        now,
+                    )
+            writes.event(run_id, None, "run_started", {"workflow_version": version})
+            created, outbound = await insert_run(
+                conn,
+                {
+                    "id": run_id,
+                    "wf": workflow_id,
+                    "v": version,
+                    "input": orjson.dumps(run_input).decode(),
+                    "key": key,
+                    "hash": digest,
+                },
+                _step_rows(wf),
+                writes,
             )
-        ).first()
-        if latest is None:
-            raise ServiceError(404, "workflow_not_found", f"workflow {workflow_id!r} does not exist")
-        run_id = str(uuid.uuid4())
-        created = await _insert_run(conn, run_id, workflow_id, latest.version, run_input, key, digest)
-        if created is None:
-            return await _replay_from_db(core, conn, workflow_id, key, digest)
-        await _insert_steps(conn, run_id, latest.definition)
-        applied = Applied([], [], [], runs_finished={})
-        outbound = await core.applier.schedule(conn, [run_id], applied)
-        await add_events(conn, [(run_id, None, "run_started", {"workflow_version": latest.version})])
+            if created is None:
+                return await _replay_from_db(core, conn, workflow_id, key, digest)
+    except BaseException:
+        core.publisher.give_back(writes.delete_outbox)
+        raise
     await core.publisher.publish(outbound)
     core.metrics.runs_triggered.inc()
     core.metrics.steps_dispatched.inc(len(outbound))
-    body = trigger_body(run_id, workflow_id, latest.version, key, created)
+    body = trigger_body(run_id, workflow_id, version, key, created)
     if key:
         await _idem_set(core, workflow_id, key, digest, body)
     return 201, body
+
+
+def _step_rows(wf: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s["name"],
+            "position": i,
+            "action": s["action"],
+            "status": "PENDING",
+            "attempt": 0,
+            "max_attempts": s["retry"]["max_retries"] + 1,
+            "timeout_ms": int(s["timeout"] * 1000),
+        }
+        for i, s in enumerate(wf["steps"])
+    ]
 
 
 def _replay(stored_hash: str, digest: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -106,37 +151,6 @@ def _replay(stored_hash: str, digest: str, body: dict[str, Any]) -> tuple[int, d
             {"run_id": body["run_id"]},
         )
     return 200, body
-
-
-async def _insert_run(
-    conn: AsyncConnection,
-    run_id: str,
-    workflow_id: str,
-    version: int,
-    run_input: Any,
-    key: str | None,
-    digest: str,
-) -> Any:
-    # ON CONFLICT waits for a concurrent insert of the same key to commit: exactly one run per key.
-    row = (
-        await conn.execute(
-            text("""
-            INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, request_hash)
-            VALUES (:id, :wf, :v, 'RUNNING', CAST(:input AS jsonb), :key, :hash)
-            ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING created_at
-        """),
-            {
-                "id": run_id,
-                "wf": workflow_id,
-                "v": version,
-                "input": orjson.dumps(run_input).decode(),
-                "key": key,
-                "hash": digest,
-            },
-        )
-    ).first()
-    return row.created_at if row else None
 
 
 async def _replay_from_db(
@@ -155,26 +169,6 @@ async def _replay_from_db(
     if key:
         await _idem_set(core, workflow_id, key, row.request_hash, body)
     return _replay(row.request_hash, digest, body)
-
-
-async def _insert_steps(conn: AsyncConnection, run_id: str, definition: dict[str, Any]) -> None:
-    steps = definition["steps"]
-    await conn.execute(
-        text("""
-            INSERT INTO steps (run_id, name, position, action, status, attempt, max_attempts, timeout_ms)
-            SELECT :run_id, n, p, a, 'PENDING', 0, m, t
-            FROM unnest(CAST(:names AS text[]), CAST(:positions AS int[]), CAST(:actions AS text[]),
-                        CAST(:maxes AS int[]), CAST(:timeouts AS int[])) AS x(n, p, a, m, t)
-        """),
-        {
-            "run_id": run_id,
-            "names": [s["name"] for s in steps],
-            "positions": list(range(len(steps))),
-            "actions": [s["action"] for s in steps],
-            "maxes": [s["retry"]["max_retries"] + 1 for s in steps],
-            "timeouts": [int(s["timeout"] * 1000) for s in steps],
-        },
-    )
 
 
 def _idem_key(core: Core, workflow_id: str, key: str) -> str:

@@ -1,15 +1,19 @@
-"""Applying attempt outcomes (results and timeouts) to steps and runs, set-based, in the caller's transaction.
+"""Applying attempt outcomes (results and timeouts) to steps and runs, in the caller's transaction.
 
 Exactly-once transitions: an outcome is applied only when it names the step's current job and that
 attempt is still open (QUEUED/RUNNING); the row lock taken here serialises it against timers and other
 engine replicas. Anything else is recorded as a no-op.
+
+The common case costs two statements per batch: one that locks the open attempts, and one (writes.py)
+that writes every change. A step with one parent needs nothing more: its input is the output in hand.
+Only fan-ins, templates and a run's last steps read the run's other steps.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -19,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..bus.codec import dlt_headers, encode_job
 from ..settings import Settings
 from . import transitions as tr
-from .dispatch import JobSpec, Outbound, add_events, add_outbox, queue_jobs
+from .writes import JobSpec, Outbound, Writes, driver, flush, now_utc
 
 log = logging.getLogger("baton.engine")
 
@@ -41,16 +45,16 @@ class Outcome:
 
 @dataclass(slots=True)
 class Applied:
-    outbound: list[Outbound]
-    applied: list[tuple[Outcome, str]]  # (outcome, new step status)
-    ignored: list[Outcome]
+    outbound: list[Outbound] = field(default_factory=list)
+    applied: list[tuple[Outcome, str]] = field(default_factory=list)  # (outcome, new step status)
+    ignored: list[Outcome] = field(default_factory=list)
     retries: int = 0
     dead_letters: int = 0
-    runs_finished: dict[str, str] | None = None
+    runs_finished: dict[str, str] = field(default_factory=dict)
 
 
 class Definitions:
-    """Workflow versions are immutable, so each is read once and cached."""
+    """Workflow versions are immutable, so each is read once and cached with its graph indexes."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
@@ -64,49 +68,31 @@ class Definitions:
                     {"id": workflow_id, "v": version},
                 )
             ).one()
-            definition = row[0]
-            definition["_by_name"] = {s["name"]: s for s in definition["steps"]}
-            self._cache[key] = definition
+            self._cache[key] = index(row[0])
         return self._cache[key]
 
 
-_LOCK_OPEN = text(
-    """
-    SELECT s.run_id::text, s.name, s.job_id, s.attempt, s.max_attempts, s.action, s.input,
-           s.deadline, s.timeout_ms, r.workflow_id, r.workflow_version, r.status
-    FROM steps s JOIN runs r ON r.id = s.run_id
-    JOIN unnest(CAST(:run_ids AS uuid[]), CAST(:names AS text[]), CAST(:job_ids AS text[])) AS x(r, n, j)
-      ON s.run_id = x.r AND s.name = x.n AND s.job_id = x.j
-    WHERE s.status IN ('QUEUED', 'RUNNING')
-    ORDER BY s.run_id, s.name
-    FOR UPDATE OF s
-    """
-)
-_FINISH_STEPS = text(
-    """
-    UPDATE steps s SET status = x.status, output = x.output::jsonb, error = x.error::jsonb,
-           next_attempt_at = x.next_at, deadline = NULL, updated_at = now()
-    FROM unnest(CAST(:run_ids AS uuid[]), CAST(:names AS text[]), CAST(:statuses AS text[]),
-                CAST(:outputs AS text[]), CAST(:errors AS text[]), CAST(:next_ats AS timestamptz[]))
-         AS x(run_id, name, status, output, error, next_at)
-    WHERE s.run_id = x.run_id AND s.name = x.name
-    """
-)
-_FINISH_ATTEMPTS = text(
-    """
-    UPDATE attempts a SET status = x.status, output = x.output::jsonb, error = x.error::jsonb,
-           worker = x.worker::jsonb, started_at = COALESCE(x.started::timestamptz, a.started_at),
-           finished_at = COALESCE(x.finished::timestamptz, now())
-    FROM unnest(CAST(:job_ids AS text[]), CAST(:statuses AS text[]), CAST(:outputs AS text[]),
-                CAST(:errors AS text[]), CAST(:workers AS text[]), CAST(:starteds AS text[]),
-                CAST(:finisheds AS text[])) AS x(job_id, status, output, error, worker, started, finished)
-    WHERE a.job_id = x.job_id
-    """
-)
+def index(definition: dict[str, Any]) -> dict[str, Any]:
+    steps = definition["steps"]
+    definition["_by_name"] = {s["name"]: s for s in steps}
+    definition["_children"] = {s["name"]: [c["name"] for c in steps if s["name"] in c["depends_on"]] for s in steps}
+    return definition
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+_LOCK_OPEN = """
+SELECT s.run_id::text AS run_id, s.name, s.job_id, s.attempt, s.max_attempts, s.action, s.deadline, s.timeout_ms,
+       r.workflow_id, r.workflow_version, r.status AS run_status
+FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
+JOIN steps s ON s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id
+JOIN runs r ON r.id = s.run_id
+WHERE s.status IN ('QUEUED', 'RUNNING')
+ORDER BY s.run_id, s.name
+FOR UPDATE OF s
+"""
+_RUN_STEPS = """
+SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt
+FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
+"""
 
 
 class Applier:
@@ -114,137 +100,195 @@ class Applier:
         self.settings = settings
         self.definitions = definitions
 
-    async def apply(self, conn: AsyncConnection, outcomes: list[Outcome]) -> Applied:
-        """Apply final outcomes; returns the jobs to publish after commit and what happened."""
+    async def apply(self, conn: AsyncConnection, outcomes: list[Outcome], writes: Writes) -> Applied:
+        """Apply final outcomes into `writes`, flush them, and return the jobs to publish after commit."""
+        result = Applied()
         first: dict[str, Outcome] = {}
-        ignored: list[Outcome] = []
         for o in outcomes:
-            (ignored.append(o) if o.job_id in first else first.__setitem__(o.job_id, o))
-        rows = (
-            await conn.execute(
-                _LOCK_OPEN,
-                {
-                    "run_ids": [o.run_id for o in first.values()],
-                    "names": [o.step for o in first.values()],
-                    "job_ids": list(first),
-                },
-            )
-        ).all()
-        matched = {r.job_id: r for r in rows}
-        ignored += [o for j, o in first.items() if j not in matched]
-        result = Applied([], [], ignored, runs_finished={})
-        if not matched:
-            await self._record_ignored(conn, ignored)
-            return result
-        plans = []
-        for job_id, row in matched.items():
+            (result.ignored.append(o) if o.job_id in first else first.__setitem__(o.job_id, o))
+        raw = await driver(conn)
+        lock_args = [{"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()]
+        cur = await raw.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
+        rows = {r[2]: _Row(*r) for r in await cur.fetchall()}
+        result.ignored += [o for j, o in first.items() if j not in rows]
+        completed: list[tuple[Outcome, _Row, dict[str, Any]]] = []
+        dead: list[tuple[Outcome, _Row, str]] = []
+        for job_id, row in rows.items():
             outcome = first[job_id]
             definition = await self.definitions.get(conn, row.workflow_id, row.workflow_version)
-            plans.append((outcome, row, definition["_by_name"][row.name]))
-        await self._finish(conn, plans, result)
-        await self._record_ignored(conn, ignored)
-        touched = sorted({o.run_id for o, _, _ in plans})
-        result.outbound += await self.schedule(conn, touched, result)
+            status = self._finish(writes, outcome, row, definition, result, dead)
+            if status == "COMPLETED":
+                completed.append((outcome, row, definition))
+        if dead:
+            await self._dead_letter(conn, writes, dead, result)
+        failed_runs = {o.run_id for o, _, _ in dead}
+        await self._schedule_completed(conn, writes, [c for c in completed if c[0].run_id not in failed_runs], result)
+        await self._record_ignored(conn, writes, result.ignored)
+        result.outbound, _ = await flush(conn, writes)
         return result
 
-    async def _finish(self, conn: AsyncConnection, plans: list[Any], result: Applied) -> None:
-        now = datetime.now(UTC)
-        statuses, next_ats, dead, events = [], [], [], []
-        for outcome, row, step_def in plans:
-            status, next_at = "COMPLETED", None
-            if outcome.status != "COMPLETED":
-                decision = tr.decide_failure(step_def["retry"], row.attempt, row.max_attempts, outcome.error or {})
-                if decision.retry:
-                    status, next_at = "FAILED", now + timedelta(seconds=decision.delay)
-                    result.retries += 1
-                else:
-                    status = "DEAD_LETTERED"
-                    dead.append((outcome, row, decision.reason))
-            statuses.append(status)
-            next_ats.append(next_at)
-            result.applied.append((outcome, status))
-            events.append(
-                (
-                    outcome.run_id,
-                    outcome.step,
-                    f"step_{status.lower()}",
-                    {
-                        "attempt": row.attempt,
-                        "job_id": outcome.job_id,
-                        "error": outcome.error,
-                        "retry_at": next_at.isoformat() if next_at else None,
-                    },
-                )
-            )
-        base = {
-            "run_ids": [o.run_id for o, _, _ in plans],
-            "names": [o.step for o, _, _ in plans],
-            "statuses": statuses,
-            "outputs": [
-                _json(o.output if s == "COMPLETED" else None) for (o, _, _), s in zip(plans, statuses, strict=True)
-            ],
-            "errors": [_json(o.error) for o, _, _ in plans],
-        }
-        await conn.execute(_FINISH_STEPS, {**base, "next_ats": next_ats})
-        await conn.execute(
-            _FINISH_ATTEMPTS,
+    def _finish(
+        self,
+        writes: Writes,
+        outcome: Outcome,
+        row: _Row,
+        definition: dict[str, Any],
+        result: Applied,
+        dead: list[tuple[Outcome, _Row, str]],
+    ) -> str:
+        status, next_at = "COMPLETED", None
+        if outcome.status != "COMPLETED":
+            policy = definition["_by_name"][row.name]["retry"]
+            decision = tr.decide_failure(policy, row.attempt, row.max_attempts, outcome.error or {})
+            if decision.retry:
+                status, next_at = "FAILED", now_utc() + timedelta(seconds=decision.delay)
+                result.retries += 1
+            else:
+                status = "DEAD_LETTERED"
+                dead.append((outcome, row, decision.reason))
+        writes.finished.append(
             {
-                "job_ids": [o.job_id for o, _, _ in plans],
-                "statuses": [o.status for o, _, _ in plans],
-                "outputs": base["outputs"],
-                "errors": base["errors"],
-                "workers": [_json(o.worker) for o, _, _ in plans],
-                "starteds": [o.started_at for o, _, _ in plans],
-                "finisheds": [o.finished_at for o, _, _ in plans],
-            },
+                "run_id": outcome.run_id,
+                "name": outcome.step,
+                "job_id": outcome.job_id,
+                "status": status,
+                "astatus": outcome.status,
+                "output": outcome.output if status == "COMPLETED" else None,
+                "error": outcome.error,
+                "next_at": next_at.isoformat() if next_at else None,
+                "worker": outcome.worker,
+                "started": outcome.started_at,
+                "finished": outcome.finished_at,
+            }
         )
-        await add_events(conn, events)
-        if dead:
-            result.outbound += await self.dead_letter(conn, dead)
-            result.dead_letters += len(dead)
-            assert result.runs_finished is not None
-            result.runs_finished.update({o.run_id: "FAILED" for o, _, _ in dead})
+        data: dict[str, Any] = {"attempt": row.attempt, "job_id": outcome.job_id}
+        if outcome.error:
+            data["error"] = outcome.error
+        if next_at:
+            data["retry_at"] = next_at.isoformat()
+        writes.event(outcome.run_id, outcome.step, f"step_{status.lower()}", data)
+        result.applied.append((outcome, status))
+        return status
 
-    async def dead_letter(self, conn: AsyncConnection, dead: list[tuple[Outcome, Any, str]]) -> list[Outbound]:
-        """Give steps up: a dead_letters row, the job on the jobs DLT, and the run FAILED."""
+    async def _schedule_completed(
+        self,
+        conn: AsyncConnection,
+        writes: Writes,
+        completed: list[tuple[Outcome, _Row, dict[str, Any]]],
+        result: Applied,
+    ) -> None:
+        """Queue the children a completion unlocks; finish runs whose last step completed."""
+        now, slow_runs = now_utc(), set()
+        running = [(o, r, d) for o, r, d in completed if r.run_status == "RUNNING"]
+        for outcome, row, definition in running:
+            if not _simple(definition, row.name):
+                slow_runs.add(outcome.run_id)
+        for outcome, row, definition in running:
+            if outcome.run_id in slow_runs:
+                continue
+            for child in definition["_children"][row.name]:
+                step = definition["_by_name"][child]
+                writes.queue(
+                    self.settings,
+                    JobSpec(
+                        outcome.run_id,
+                        row.workflow_id,
+                        row.workflow_version,
+                        child,
+                        step["action"],
+                        1,
+                        step["retry"]["max_retries"] + 1,
+                        outcome.output,
+                        step["timeout"],
+                    ),
+                    now,
+                )
+        if slow_runs:
+            in_batch = {(o.run_id, o.step): o.output for o, _, _ in completed}
+            await self.schedule(conn, writes, sorted(slow_runs), result, in_batch)
+
+    async def schedule(
+        self,
+        conn: AsyncConnection,
+        writes: Writes,
+        run_ids: list[str],
+        result: Applied,
+        in_batch: dict[tuple[str, str], Any] | None = None,
+    ) -> None:
+        """The general rule, reading each run's steps: queue every ready step, finish done or blocked runs.
+
+        `in_batch` holds completions this transaction has written into `writes` but not flushed yet.
+        """
+        in_batch = in_batch or {}
+        cur = await (await driver(conn)).execute(_RUN_STEPS, (run_ids,))
+        by_run: dict[str, list[Any]] = {}
+        for r in await cur.fetchall():
+            by_run.setdefault(r[0], []).append(r)
+        now = now_utc()
+        for run_id, srows in by_run.items():
+            run_status, run_input = srows[0][1], srows[0][2]
+            if run_status != "RUNNING":
+                continue
+            wf = await self._run_definition(conn, run_id)
+            status = {r[3]: ("COMPLETED" if (run_id, r[3]) in in_batch else r[4]) for r in srows}
+            outputs = {r[3]: in_batch.get((run_id, r[3]), r[5]) for r in srows if status[r[3]] == "COMPLETED"}
+            attempts = {r[3]: r[6] for r in srows}
+            if tr.run_outcome(status) == "COMPLETED":
+                self._complete_run(writes, run_id, wf, outputs, result)
+                continue
+            ready = tr.ready_steps(wf["steps"], status)
+            if not ready and tr.is_blocked(status):
+                await self._fail_blocked(conn, writes, run_id, result)
+            for name in ready:
+                step = wf["_by_name"][name]
+                writes.queue(
+                    self.settings,
+                    JobSpec(
+                        run_id,
+                        wf["id"],
+                        wf["version"],
+                        name,
+                        step["action"],
+                        attempts[name] + 1,
+                        attempts[name] + step["retry"]["max_retries"] + 1,
+                        tr.step_input(step, run_input, outputs),
+                        step["timeout"],
+                    ),
+                    now,
+                )
+
+    async def _run_definition(self, conn: AsyncConnection, run_id: str) -> dict[str, Any]:
+        row = (
+            await conn.execute(text("SELECT workflow_id, workflow_version FROM runs WHERE id = :id"), {"id": run_id})
+        ).one()
+        return await self.definitions.get(conn, row[0], row[1])
+
+    @staticmethod
+    def _complete_run(
+        writes: Writes, run_id: str, wf: dict[str, Any], outputs: dict[str, Any], result: Applied
+    ) -> None:
+        # A run's output is its sink steps' output: one sink -> that output, several -> {name: output}.
+        sinks = [name for name, children in wf["_children"].items() if not children]
+        output = outputs[sinks[0]] if len(sinks) == 1 else {n: outputs[n] for n in sinks}
+        writes.runs_done.append({"run_id": run_id, "output": output})
+        writes.event(run_id, None, "run_completed")
+        result.runs_finished[run_id] = "COMPLETED"
+
+    async def _fail_blocked(self, conn: AsyncConnection, writes: Writes, run_id: str, result: Applied) -> None:
+        # Nothing open, nothing retrying, nothing ready, yet not complete: a dead-lettered step blocks
+        # the rest. Leaving the run RUNNING would make it stuck forever.
         await conn.execute(
-            text(
-                """
-                INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
-                SELECT r, s, j, a, n, why, e::jsonb, i::jsonb
-                FROM unnest(CAST(:runs AS uuid[]), CAST(:steps AS text[]), CAST(:jobs AS text[]),
-                            CAST(:actions AS text[]), CAST(:attempts AS int[]), CAST(:reasons AS text[]),
-                            CAST(:errors AS text[]), CAST(:inputs AS text[])) AS x(r, s, j, a, n, why, e, i)
-                """
-            ),
-            {
-                "runs": [o.run_id for o, _, _ in dead],
-                "steps": [o.step for o, _, _ in dead],
-                "jobs": [o.job_id for o, _, _ in dead],
-                "actions": [r.action for _, r, _ in dead],
-                "attempts": [r.attempt for _, r, _ in dead],
-                "reasons": [why for _, _, why in dead],
-                "errors": [_json(o.error) for o, _, _ in dead],
-                "inputs": [_json(r.input) for _, r, _ in dead],
-            },
+            text("""UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now()
+                                   WHERE id = :id AND status = 'RUNNING'"""),
+            {"id": run_id},
         )
-        failed_runs = sorted({o.run_id for o, _, _ in dead})
-        await conn.execute(
-            text(
-                """
-                UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(),
-                       error = x.e::jsonb
-                FROM unnest(CAST(:runs AS uuid[]), CAST(:errors AS text[])) AS x(r, e)
-                WHERE runs.id = x.r AND runs.status = 'RUNNING'
-                """
-            ),
-            {
-                "runs": [o.run_id for o, _, _ in dead],
-                "errors": [_json({"step": o.step, **(o.error or {})}) for o, _, _ in dead],
-            },
-        )
-        await add_events(conn, [(r, None, "run_failed", {}) for r in failed_runs])
-        msgs = []
+        writes.event(run_id, None, "run_failed", {"reason": "blocked by dead-lettered steps"})
+        result.runs_finished[run_id] = "FAILED"
+
+    async def _dead_letter(
+        self, conn: AsyncConnection, writes: Writes, dead: list[tuple[Outcome, _Row, str]], result: Applied
+    ) -> None:
+        """Give steps up: a dead_letters row, the job on the jobs DLT, and the run FAILED (rare path)."""
         for outcome, row, why in dead:
             err = outcome.error or {}
             log.warning(
@@ -254,22 +298,56 @@ class Applier:
                 err.get("message"),
                 extra={"run_id": outcome.run_id, "step": outcome.step, "job_id": outcome.job_id},
             )
-            value = self._original_job(outcome.job_id, row)
-            headers = dlt_headers(
-                reason=why,
-                error_type=str(err.get("type", "Error")),
-                message=str(err.get("message", "")),
-                stacktrace=str(err.get("stacktrace") or ""),
-                original_topic=self.settings.job_topic(row.action),
-                job_id=outcome.job_id,
+            step_input = (
+                await conn.execute(
+                    text("SELECT input FROM steps WHERE run_id = :r AND name = :n"),
+                    {"r": outcome.run_id, "n": outcome.step},
+                )
+            ).scalar_one()
+            await conn.execute(
+                text("""
+                INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
+                VALUES (:r, :s, :j, :a, :n, :why, CAST(:e AS jsonb), CAST(:i AS jsonb))"""),
+                {
+                    "r": outcome.run_id,
+                    "s": outcome.step,
+                    "j": outcome.job_id,
+                    "a": row.action,
+                    "n": row.attempt,
+                    "why": why,
+                    "e": orjson.dumps(err).decode(),
+                    "i": orjson.dumps(step_input).decode(),
+                },
             )
-            msgs.append((self.settings.jobs_dlt_topic, outcome.run_id.encode(), value, headers))
-        return await add_outbox(conn, msgs)
+            updated = await conn.execute(
+                text("""
+                UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(), error = CAST(:e AS jsonb)
+                WHERE id = :r AND status = 'RUNNING'"""),
+                {"r": outcome.run_id, "e": orjson.dumps({"step": outcome.step, **err}).decode()},
+            )
+            if updated.rowcount:
+                writes.event(outcome.run_id, None, "run_failed", {"step": outcome.step})
+                result.runs_finished[outcome.run_id] = "FAILED"
+            writes.add_outbox(
+                f"dlt:{outcome.job_id}",
+                self.settings.jobs_dlt_topic,
+                outcome.run_id.encode(),
+                self._original_job(outcome.job_id, row, step_input),
+                dlt_headers(
+                    reason=why,
+                    error_type=str(err.get("type", "Error")),
+                    message=str(err.get("message", "")),
+                    stacktrace=str(err.get("stacktrace") or ""),
+                    original_topic=self.settings.job_topic(row.action),
+                    job_id=outcome.job_id,
+                ),
+            )
+        result.dead_letters += len(dead)
 
     @staticmethod
-    def _original_job(job_id: str, row: Any) -> bytes:
+    def _original_job(job_id: str, row: _Row, step_input: Any) -> bytes:
         # The DLT carries the job as it was sent, rebuilt from the locked step row (same fields, same job_id).
-        deadline = row.deadline or datetime.now(UTC)
+        deadline = row.deadline or now_utc()
         return encode_job(
             job_id=job_id,
             run_id=row.run_id,
@@ -279,16 +357,16 @@ class Applier:
             action=row.action,
             attempt=row.attempt,
             max_attempts=row.max_attempts,
-            input=row.input,
+            input=step_input,
             deadline=deadline,
             timeout_ms=row.timeout_ms,
             created_at=deadline - timedelta(milliseconds=row.timeout_ms),
         )
 
-    async def _record_ignored(self, conn: AsyncConnection, ignored: list[Outcome]) -> None:
+    async def _record_ignored(self, conn: AsyncConnection, writes: Writes, ignored: list[Outcome]) -> None:
         if not ignored:
             return
-        known = (
+        known = set(
             (
                 await conn.execute(
                     text("SELECT id::text FROM runs WHERE id = ANY(CAST(:ids AS uuid[]))"),
@@ -298,113 +376,30 @@ class Applier:
             .scalars()
             .all()
         )
-        known_set = set(known)
         for o in ignored:
-            if o.run_id not in known_set:
+            if o.run_id not in known:
                 log.warning("result for unknown run ignored", extra={"run_id": o.run_id, "job_id": o.job_id})
-        await add_events(
-            conn,
-            [
-                (o.run_id, o.step, "result_ignored", {"job_id": o.job_id, "status": o.status})
-                for o in ignored
-                if o.run_id in known_set
-            ],
-        )
+            else:
+                writes.event(o.run_id, o.step, "result_ignored", {"job_id": o.job_id, "status": o.status})
 
-    async def schedule(self, conn: AsyncConnection, run_ids: list[str], result: Applied) -> list[Outbound]:
-        """Queue every ready step of these runs and complete the runs that are done."""
-        if not run_ids:
-            return []
-        rows = (
-            await conn.execute(
-                text(
-                    """
-                    SELECT r.id::text AS run_id, r.workflow_id, r.workflow_version, r.status AS run_status,
-                           r.input AS run_input, s.name, s.status, s.output, s.attempt, s.max_attempts
-                    FROM runs r JOIN steps s ON s.run_id = r.id
-                    WHERE r.id = ANY(CAST(:ids AS uuid[])) ORDER BY r.id, s.position
-                    """
-                ),
-                {"ids": run_ids},
-            )
-        ).all()
-        by_run: dict[str, list[Any]] = {}
-        for row in rows:
-            by_run.setdefault(row.run_id, []).append(row)
-        jobs: list[JobSpec] = []
-        completed: list[str] = []
-        blocked: list[str] = []
-        for run_id, srows in by_run.items():
-            head = srows[0]
-            if head.run_status != "RUNNING":
-                continue
-            definition = await self.definitions.get(conn, head.workflow_id, head.workflow_version)
-            status = {r.name: r.status for r in srows}
-            outputs = {r.name: r.output for r in srows if r.status == "COMPLETED"}
-            if tr.run_outcome(status) == "COMPLETED":
-                completed.append(run_id)
-                continue
-            by_name = {r.name: r for r in srows}
-            ready = tr.ready_steps(definition["steps"], status)
-            if not ready and tr.is_blocked(status):
-                blocked.append(run_id)
-            for name in ready:
-                step = definition["_by_name"][name]
-                prev = by_name[name]
-                attempt = prev.attempt + 1
-                jobs.append(
-                    JobSpec(
-                        run_id=run_id,
-                        workflow_id=head.workflow_id,
-                        workflow_version=head.workflow_version,
-                        step=name,
-                        action=step["action"],
-                        attempt=attempt,
-                        max_attempts=prev.attempt + step["retry"]["max_retries"] + 1,
-                        input=tr.step_input(step, head.run_input, outputs),
-                        timeout_s=step["timeout"],
-                    )
-                )
-        if completed:
-            await self._complete_runs(conn, completed, by_run, result)
-        if blocked:
-            await self._fail_blocked(conn, blocked, result)
-        return await queue_jobs(conn, self.settings, jobs)
 
-    async def _fail_blocked(self, conn: AsyncConnection, run_ids: list[str], result: Applied) -> None:
-        # Nothing open, nothing retrying, nothing ready, yet not complete: a dead-lettered step blocks
-        # the rest. Leaving the run RUNNING would make it stuck forever.
-        await conn.execute(
-            text("""UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now()
-                    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'RUNNING'"""),
-            {"ids": run_ids},
-        )
-        await add_events(conn, [(r, None, "run_failed", {"reason": "blocked by dead-lettered steps"}) for r in run_ids])
-        assert result.runs_finished is not None
-        result.runs_finished.update({r: "FAILED" for r in run_ids})
+def _simple(definition: dict[str, Any], name: str) -> bool:
+    """True when every child of `name` has it as its only parent and takes its output as is."""
+    children = definition["_children"][name]
+    by_name = definition["_by_name"]
+    return bool(children) and all(by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None for c in children)
 
-    async def _complete_runs(
-        self, conn: AsyncConnection, completed: list[str], by_run: dict[str, list[Any]], result: Applied
-    ) -> None:
-        # A run's output is its sink steps' output: one sink -> that output, several -> {name: output}.
-        outputs = []
-        for run_id in completed:
-            srows = by_run[run_id]
-            definition = await self.definitions.get(conn, srows[0].workflow_id, srows[0].workflow_version)
-            parents = {d for s in definition["steps"] for d in s["depends_on"]}
-            sinks = [s["name"] for s in definition["steps"] if s["name"] not in parents]
-            out = {r.name: r.output for r in srows}
-            outputs.append(_json(out[sinks[0]] if len(sinks) == 1 else {n: out[n] for n in sinks}))
-        await conn.execute(
-            text(
-                """
-                UPDATE runs SET status = 'COMPLETED', output = x.o::jsonb, updated_at = now(), finished_at = now()
-                FROM unnest(CAST(:ids AS uuid[]), CAST(:outs AS text[])) AS x(id, o)
-                WHERE runs.id = x.id AND runs.status = 'RUNNING'
-                """
-            ),
-            {"ids": completed, "outs": outputs},
-        )
-        await add_events(conn, [(c, None, "run_completed", {}) for c in completed])
-        assert result.runs_finished is not None
-        result.runs_finished.update({c: "COMPLETED" for c in completed})
+
+@dataclass(slots=True)
+class _Row:
+    run_id: str
+    name: str
+    job_id: str
+    attempt: int
+    max_attempts: int
+    action: str
+    deadline: Any
+    timeout_ms: int
+    workflow_id: str
+    workflow_version: int
+    run_status: str

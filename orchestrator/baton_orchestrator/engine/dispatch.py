@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,34 +17,11 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..bus.codec import Headers, encode_job, job_headers
+from ..bus.codec import Headers
 from ..settings import Settings
+from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.dispatch")
-
-
-@dataclass(slots=True)
-class Outbound:
-    id: int
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers
-
-
-@dataclass(slots=True)
-class JobSpec:
-    """One attempt of one step, ready to be queued."""
-
-    run_id: str
-    workflow_id: str
-    workflow_version: int
-    step: str
-    action: str
-    attempt: int
-    max_attempts: int
-    input: Any
-    timeout_s: float
 
 
 def encode_headers(headers: Headers) -> str:
@@ -85,74 +59,15 @@ async def add_outbox(conn: AsyncConnection, msgs: Sequence[tuple[str, bytes | No
     return [Outbound(i, *m) for i, m in zip(ids, msgs, strict=True)]
 
 
-_QUEUE_STEPS = text(
-    """
-    UPDATE steps s SET status = 'QUEUED', attempt = x.attempt, max_attempts = x.max_attempts,
-           job_id = x.job_id, input = x.input::jsonb, deadline = x.deadline, next_attempt_at = NULL,
-           timeout_ms = x.timeout_ms,
-           updated_at = now()
-    FROM unnest(CAST(:run_ids AS uuid[]), CAST(:names AS text[]), CAST(:attempts AS int[]),
-                CAST(:maxes AS int[]), CAST(:job_ids AS text[]), CAST(:inputs AS text[]),
-                CAST(:deadlines AS timestamptz[]), CAST(:timeouts AS int[]))
-         AS x(run_id, name, attempt, max_attempts, job_id, input, deadline, timeout_ms)
-    WHERE s.run_id = x.run_id AND s.name = x.name
-    """
-)
-_INSERT_ATTEMPTS = text(
-    """
-    INSERT INTO attempts (job_id, run_id, step, attempt, status, queued_at)
-    SELECT j, r, s, a, 'QUEUED', now()
-    FROM unnest(CAST(:job_ids AS text[]), CAST(:run_ids AS uuid[]), CAST(:names AS text[]),
-                CAST(:attempts AS int[])) AS x(j, r, s, a)
-    """
-)
-
-
 async def queue_jobs(conn: AsyncConnection, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
     """Mark the steps QUEUED with a fresh job id and put their jobs in the outbox (same transaction)."""
     if not jobs:
         return []
-    now = datetime.now(UTC)
-    job_ids = [uuid.uuid4().hex for _ in jobs]
-    deadlines = [now + timedelta(seconds=j.timeout_s) for j in jobs]
-    inputs = [orjson.dumps(j.input).decode() for j in jobs]
-    params = {
-        "run_ids": [j.run_id for j in jobs],
-        "names": [j.step for j in jobs],
-        "attempts": [j.attempt for j in jobs],
-        "maxes": [j.max_attempts for j in jobs],
-        "job_ids": job_ids,
-        "inputs": inputs,
-        "deadlines": deadlines,
-        "timeouts": [max(1, int(j.timeout_s * 1000)) for j in jobs],
-    }
-    await conn.execute(_QUEUE_STEPS, params)
-    await conn.execute(_INSERT_ATTEMPTS, params)
-    await add_events(
-        conn,
-        [
-            (j.run_id, j.step, "step_queued", {"attempt": j.attempt, "job_id": jid})
-            for j, jid in zip(jobs, job_ids, strict=True)
-        ],
-    )
-    msgs = []
-    for job, job_id, deadline in zip(jobs, job_ids, deadlines, strict=True):
-        value = encode_job(
-            job_id=job_id,
-            run_id=job.run_id,
-            workflow_id=job.workflow_id,
-            workflow_version=job.workflow_version,
-            step=job.step,
-            action=job.action,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            input=job.input,
-            deadline=deadline,
-            timeout_ms=max(1, int(job.timeout_s * 1000)),
-            created_at=now,
-        )
-        msgs.append((settings.job_topic(job.action), job.run_id.encode(), value, job_headers(job_id)))
-    return await add_outbox(conn, msgs)
+    writes, now = Writes(), now_utc()
+    for job in jobs:
+        writes.queue(settings, job, now)
+    out, _ = await flush(conn, writes)
+    return out
 
 
 _INSERT_EVENTS = text(
@@ -180,25 +95,42 @@ async def add_events(conn: AsyncConnection, events: list[tuple[str, str | None, 
 
 
 class Publisher:
-    """Publishes committed outbox rows and deletes them once Kafka acknowledged every one."""
+    """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
     def __init__(self, producer: AIOKafkaProducer, db: AsyncEngine) -> None:
         self.producer = producer
         self.db = db
+        self._published: list[int] = []
 
     async def publish(self, msgs: list[Outbound]) -> bool:
-        """Publish and delete; on failure the rows stay for the relay (the job is late, not lost)."""
+        """Publish and await every ack; on failure the rows stay for the relay (late, not lost)."""
         if not msgs:
             return True
         try:
-            await self._publish(msgs)
-            return True
+            futures = [await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in msgs]
+            await asyncio.gather(*futures)
         except Exception as exc:
             log.warning("publish failed; %d outbox rows left for the relay: %s", len(msgs), exc)
             return False
+        self._published.extend(m.id for m in msgs)
+        return True
 
-    async def _publish(self, msgs: list[Outbound]) -> None:
-        futures = [await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in msgs]
-        await asyncio.gather(*futures)
-        async with self.db.begin() as conn:
-            await conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": [m.id for m in msgs]})
+    def take_published(self) -> list[int]:
+        """Outbox ids to delete in the caller's transaction. If it rolls back, they come back later."""
+        ids, self._published = self._published, []
+        return ids
+
+    def give_back(self, ids: list[int]) -> None:
+        self._published.extend(ids)
+
+    async def delete_published(self) -> None:
+        """For idle moments: delete what no transaction has carried yet."""
+        ids = self.take_published()
+        if not ids:
+            return
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": ids})
+        except Exception:
+            self.give_back(ids)
+            raise

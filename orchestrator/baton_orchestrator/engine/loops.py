@@ -24,7 +24,8 @@ from ..bus.codec import Result, Undecodable, decode_result, decode_worker_heartb
 from ..metrics import Metrics
 from ..settings import Settings
 from .apply import Applied, Applier, Outcome
-from .dispatch import JobSpec, Outbound, Publisher, decode_headers, queue_jobs
+from .dispatch import Publisher, decode_headers
+from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.engine")
 WORKER_TTL_SECONDS = 15
@@ -96,10 +97,17 @@ class ResultsLoop:
                         res.finished_at,
                     )
                 )
-        async with self.db.begin() as conn:
-            if beats:
-                await extend_deadlines(conn, beats)
-            applied = await self.applier.apply(conn, outcomes) if outcomes else None
+        writes = Writes(delete_outbox=self.publisher.take_published())
+        try:
+            async with self.db.begin() as conn:
+                if beats:
+                    await extend_deadlines(conn, beats)
+                applied = await self.applier.apply(conn, outcomes, writes) if outcomes else None
+                if applied is None:
+                    await flush(conn, writes)
+        except BaseException:
+            self.publisher.give_back(writes.delete_outbox)
+            raise
         if applied:
             await self.publisher.publish(applied.outbound)
             record_applied(self.metrics, applied)
@@ -210,46 +218,27 @@ class TimersLoop:
                 await asyncio.sleep(self.settings.timer_interval_seconds)
 
     async def sweep(self) -> bool:
+        writes = Writes()
         async with self.db.begin() as conn:
-            due = (
-                await conn.execute(
-                    text(
-                        """
-                SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input,
-                       s.timeout_ms, r.workflow_id, r.workflow_version
-                FROM steps s JOIN runs r ON r.id = s.run_id
-                WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
-                ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
-                """
-                    )
+            due = (await conn.execute(text(_DUE_RETRIES))).all()
+            now = now_utc()
+            for r in due:
+                writes.queue(
+                    self.settings,
+                    JobSpec(
+                        r.run_id,
+                        r.workflow_id,
+                        r.workflow_version,
+                        r.name,
+                        r.action,
+                        r.attempt + 1,
+                        r.max_attempts,
+                        r.input,
+                        r.timeout_ms / 1000,
+                    ),
+                    now,
                 )
-            ).all()
-            jobs = [
-                JobSpec(
-                    r.run_id,
-                    r.workflow_id,
-                    r.workflow_version,
-                    r.name,
-                    r.action,
-                    r.attempt + 1,
-                    r.max_attempts,
-                    r.input,
-                    r.timeout_ms / 1000,
-                )
-                for r in due
-            ]
-            out = await queue_jobs(conn, self.settings, jobs)
-            expired = (
-                await conn.execute(
-                    text(
-                        """
-                SELECT job_id, run_id::text AS run_id, name, attempt, timeout_ms FROM steps
-                WHERE status IN ('QUEUED', 'RUNNING') AND deadline <= now()
-                ORDER BY deadline LIMIT 500 FOR UPDATE SKIP LOCKED
-                """
-                    )
-                )
-            ).all()
+            expired = (await conn.execute(text(_EXPIRED))).all()
             timeouts = [
                 Outcome(
                     r.job_id,
@@ -265,14 +254,31 @@ class TimersLoop:
                 )
                 for r in expired
             ]
-            applied = await self.applier.apply(conn, timeouts) if timeouts else None
+            if timeouts:
+                applied = await self.applier.apply(conn, timeouts, writes)
+                out = applied.outbound
+            else:
+                applied, (out, _) = None, await flush(conn, writes)
         if applied:
-            out += applied.outbound
             record_applied(self.metrics, applied)
             self.metrics.timeouts.inc(len(timeouts))
-        self.metrics.steps_dispatched.inc(len(jobs))
+        self.metrics.steps_dispatched.inc(len(due))
         await self.publisher.publish(out)
         return bool(due or expired)
+
+
+_DUE_RETRIES = """
+SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms,
+       r.workflow_id, r.workflow_version
+FROM steps s JOIN runs r ON r.id = s.run_id
+WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
+ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
+"""
+_EXPIRED = """
+SELECT job_id, run_id::text AS run_id, name, attempt, timeout_ms FROM steps
+WHERE status IN ('QUEUED', 'RUNNING') AND deadline <= now()
+ORDER BY deadline LIMIT 500 FOR UPDATE SKIP LOCKED
+"""
 
 
 class RelayLoop:

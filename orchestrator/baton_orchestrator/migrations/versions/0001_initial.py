@@ -82,6 +82,7 @@ CREATE TABLE outbox (
     key         bytea,
     value       bytea       NOT NULL,
     headers     jsonb       NOT NULL DEFAULT '[]',
+    ref         text,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
