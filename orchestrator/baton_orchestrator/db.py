@@ -25,7 +25,8 @@ def create_engine(settings: Settings, pool_size: int = 10) -> AsyncEngine:
         settings.sqlalchemy_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction; every loop retries a failed transaction anyway.
+        pool_pre_ping=False,
         connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "connect", _fast_json)
