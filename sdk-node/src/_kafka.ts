@@ -10,6 +10,7 @@ import {
   type Message,
   type MessagesStream
 } from '@platformatic/kafka'
+import { partitionAssigner } from './_assignor.js'
 import type { WorkerConfig } from './config.js'
 import type { Logger } from './logger.js'
 
@@ -56,6 +57,13 @@ export function createClients (config: WorkerConfig, clientId: string): Clients 
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       rebalanceTimeout: 30_000,
+      // Workers of every SDK share one group, each subscribed to its own actions' topics. The classic
+      // "roundrobin" protocol is the one aiokafka, this client and Java (RoundRobinAssignor) all
+      // offer; version 0 subscription metadata (topics + user data) is what this client actually
+      // encodes, so a Java leader can decode it. The library's own assigner ignores subscriptions,
+      // hence ours (src/_assignor.ts), the same algorithm as Java's and aiokafka's.
+      protocols: [{ name: 'roundrobin', version: 0 }],
+      partitionAssigner,
       // Bounds how long an idle fetch blocks, i.e. how fast stop() and runUntilIdle() react.
       maxWaitTime: 500,
       highWaterMark: Math.max(64, config.concurrency * 2)

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -44,6 +45,9 @@ final class ConsumerLoop implements Runnable {
   private volatile boolean stopRequested;
   private int outstanding; // dispatched jobs whose result is not acknowledged yet
   private boolean assigned;
+  // Revoked but not yet known to have moved: the classic protocol's eager rebalancing revokes every
+  // partition before each reassignment, and most come straight back (see Rebalance).
+  private final Set<TopicPartition> revokedPending = new HashSet<>();
   private long lastCommit;
   private long lastIdleCheck;
 
@@ -119,7 +123,8 @@ final class ConsumerLoop implements Runnable {
   }
 
   private void dispatch() {
-    while (!buffer.isEmpty() && counters.running.get() < settings.concurrency()) {
+    // Mid-rebalance nothing starts: a buffered record of a partition that moves would run twice.
+    while (!buffer.isEmpty() && revokedPending.isEmpty() && counters.running.get() < settings.concurrency()) {
       ConsumerRecord<byte[], byte[]> record = buffer.poll();
       counters.running.incrementAndGet();
       outstanding++;
@@ -175,7 +180,7 @@ final class ConsumerLoop implements Runnable {
 
   /** Burst mode: every assigned partition read to its end and every result acknowledged. */
   private boolean idle() {
-    if (!assigned || !buffer.isEmpty() || outstanding > 0) {
+    if (!assigned || !revokedPending.isEmpty() || !buffer.isEmpty() || outstanding > 0) {
       return false;
     }
     long now = System.currentTimeMillis();
@@ -211,34 +216,62 @@ final class ConsumerLoop implements Runnable {
     commitIfDue(true);
   }
 
+  /**
+   * The classic group protocol rebalances eagerly: every partition is revoked, then the new assignment
+   * arrives, usually giving most partitions back. Offsets are committed on revocation, but the
+   * bookkeeping of a partition is dropped only once it really moved; one that came back resumes after
+   * the last record polled (running and buffered jobs carry on), so a rebalance does not run the jobs
+   * in flight a second time.
+   */
   private final class Rebalance implements ConsumerRebalanceListener {
     @Override
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
       assigned = true;
+      List<TopicPartition> moved = new ArrayList<>();
+      for (TopicPartition partition : revokedPending) {
+        if (!partitions.contains(partition)) {
+          moved.add(partition);
+        }
+      }
+      forget(moved);
+      for (TopicPartition partition : partitions) {
+        long next = revokedPending.contains(partition) ? tracker.next(partition) : -1;
+        if (next >= 0) {
+          consumer.seek(partition, next);
+        }
+      }
+      revokedPending.clear();
       LOG.debug("assigned {}", partitions);
     }
 
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
-      // Commit what is finished while we still own it; in-flight results are still sent, but their
-      // offsets now belong to the next owner, which may run those jobs again (at-least-once).
+      // Commit what is finished while we still own it; in-flight results are still sent, but if the
+      // partition moves, their offsets belong to the next owner, which may run those jobs again
+      // (at-least-once).
       Map<TopicPartition, OffsetAndMetadata> offsets = tracker.committable(partitions);
       if (!offsets.isEmpty()) {
         try {
           consumer.commitSync(offsets, Duration.ofSeconds(10));
+          tracker.committed(offsets);
         } catch (RuntimeException e) {
           LOG.warn("commit on revocation failed: {}", e.toString());
         }
       }
-      forget(partitions);
+      revokedPending.addAll(partitions);
     }
 
     @Override
     public void onPartitionsLost(Collection<TopicPartition> partitions) {
+      // Lost means another member may own them already: nothing of ours about them is valid any more.
+      revokedPending.removeAll(partitions);
       forget(partitions);
     }
 
     private void forget(Collection<TopicPartition> partitions) {
+      if (partitions.isEmpty()) {
+        return;
+      }
       tracker.forget(partitions);
       List<TopicPartition> gone = new ArrayList<>(partitions);
       buffer.removeIf(r -> gone.contains(new TopicPartition(r.topic(), r.partition())));

@@ -14,8 +14,8 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.RoundRobinAssignor;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -45,9 +45,14 @@ final class KafkaClients {
     props.put(ConsumerConfig.GROUP_ID_CONFIG, settings.groupId());
     props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
     props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-    // Cooperative: a worker joining or leaving moves only some partitions, so the others keep running
-    // and committing instead of all being revoked at once.
-    props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, CooperativeStickyAssignor.class.getName());
+    // Workers of every SDK share one group (DESIGN §2), so all members must offer a common protocol:
+    // the classic group protocol with the "roundrobin" assignor is the one aiokafka and
+    // @platformatic/kafka implement (cooperative rebalancing and the KIP-848 "consumer" protocol are not
+    // available there; a Java-only strategy makes the join fail with InconsistentGroupProtocolException).
+    // RoundRobinAssignor also honours members with different subscriptions: each partition goes to a
+    // member subscribed to its topic. Rebalances are eager: every partition is revoked, then reassigned.
+    props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+    props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RoundRobinAssignor.class.getName());
     props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(100, Math.min(1000, settings.concurrency() * 4)));
     props.putAll(settings.kafkaProperties());
     props.putAll(settings.consumerProperties());

@@ -64,6 +64,12 @@ final class OffsetTracker {
     });
   }
 
+  /** The offset after the last record polled from {@code partition}, or -1 when none was. */
+  long next(TopicPartition partition) {
+    PartitionState state = partitions.get(partition);
+    return state == null ? -1 : state.next;
+  }
+
   void forget(Collection<TopicPartition> revoked) {
     revoked.forEach(partitions::remove);
   }
