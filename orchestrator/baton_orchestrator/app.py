@@ -21,6 +21,7 @@ from .bus import kafka
 from .core import Core
 from .db import create_engine
 from .engine.loops import PresenceLoop, RelayLoop, ResultsLoop, TimersLoop
+from .engine.pg import Pg
 from .metrics import Metrics
 from .settings import Settings
 
@@ -94,9 +95,13 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
     presence = kafka.consumer(s, s.workers_topic, f"{s.engine_group_id}-workers")
     await _connect("Kafka (workers consumer)", s, presence.start)
     stack.push_async_callback(presence.stop)
+    # One dedicated PostgreSQL connection per hot loop (engine/pg.py), closed at shutdown.
+    pg_results, pg_timers = Pg(s), Pg(s)
+    stack.push_async_callback(pg_results.close)
+    stack.push_async_callback(pg_timers.close)
     loops = {
-        "results": ResultsLoop(s, core.db, results, core.producer, core.publisher, core.applier, core.metrics).run,
-        "timers": TimersLoop(s, core.db, core.publisher, core.applier, core.metrics).run,
+        "results": ResultsLoop(s, pg_results, results, core.producer, core.publisher, core.applier, core.metrics).run,
+        "timers": TimersLoop(s, pg_timers, core.publisher, core.applier, core.metrics).run,
         "relay": RelayLoop(s, core.db, core.producer, core.metrics).run,
         "presence": PresenceLoop(s, presence, core.redis).run,
     }
@@ -133,6 +138,7 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await core.publisher.drain()
                 with contextlib.suppress(Exception):
                     await core.publisher.delete_published()
 

@@ -17,13 +17,13 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..bus.codec import dlt_headers, encode_job
 from ..settings import Settings
 from . import transitions as tr
-from .writes import JobSpec, Outbound, Writes, driver, flush, now_utc
+from .pg import Conn, raw
+from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.engine")
 
@@ -59,15 +59,14 @@ class Definitions:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
 
-    async def get(self, conn: AsyncConnection, workflow_id: str, version: int) -> dict[str, Any]:
+    async def get(self, conn: AsyncConnection | Conn, workflow_id: str, version: int) -> dict[str, Any]:
         key = (workflow_id, version)
         if key not in self._cache:
-            row = (
-                await conn.execute(
-                    text("SELECT definition FROM workflows WHERE id = :id AND version = :v"),
-                    {"id": workflow_id, "v": version},
-                )
-            ).one()
+            cur = await (await raw(conn)).execute(
+                "SELECT definition FROM workflows WHERE id = %s AND version = %s", (workflow_id, version)
+            )
+            row = await cur.fetchone()
+            assert row is not None, f"workflow {workflow_id} v{version} is referenced but missing"
             self._cache[key] = index(row[0])
         return self._cache[key]
 
@@ -100,15 +99,14 @@ class Applier:
         self.settings = settings
         self.definitions = definitions
 
-    async def apply(self, conn: AsyncConnection, outcomes: list[Outcome], writes: Writes) -> Applied:
+    async def apply(self, conn: Conn, outcomes: list[Outcome], writes: Writes) -> Applied:
         """Apply final outcomes into `writes`, flush them, and return the jobs to publish after commit."""
         result = Applied()
         first: dict[str, Outcome] = {}
         for o in outcomes:
             (result.ignored.append(o) if o.job_id in first else first.__setitem__(o.job_id, o))
-        raw = await driver(conn)
         lock_args = [{"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()]
-        cur = await raw.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
+        cur = await conn.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
         rows = {r[2]: _Row(*r) for r in await cur.fetchall()}
         result.ignored += [o for j, o in first.items() if j not in rows]
         completed: list[tuple[Outcome, _Row, dict[str, Any]]] = []
@@ -172,7 +170,7 @@ class Applier:
 
     async def _schedule_completed(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         writes: Writes,
         completed: list[tuple[Outcome, _Row, dict[str, Any]]],
         result: Applied,
@@ -209,7 +207,7 @@ class Applier:
 
     async def schedule(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         writes: Writes,
         run_ids: list[str],
         result: Applied,
@@ -220,7 +218,7 @@ class Applier:
         `in_batch` holds completions this transaction has written into `writes` but not flushed yet.
         """
         in_batch = in_batch or {}
-        cur = await (await driver(conn)).execute(_RUN_STEPS, (run_ids,))
+        cur = await conn.execute(_RUN_STEPS, (run_ids,))
         by_run: dict[str, list[Any]] = {}
         for r in await cur.fetchall():
             by_run.setdefault(r[0], []).append(r)
@@ -257,10 +255,10 @@ class Applier:
                     now,
                 )
 
-    async def _run_definition(self, conn: AsyncConnection, run_id: str) -> dict[str, Any]:
-        row = (
-            await conn.execute(text("SELECT workflow_id, workflow_version FROM runs WHERE id = :id"), {"id": run_id})
-        ).one()
+    async def _run_definition(self, conn: Conn, run_id: str) -> dict[str, Any]:
+        cur = await conn.execute("SELECT workflow_id, workflow_version FROM runs WHERE id = %s", (run_id,))
+        row = await cur.fetchone()
+        assert row is not None
         return await self.definitions.get(conn, row[0], row[1])
 
     @staticmethod
@@ -274,19 +272,19 @@ class Applier:
         writes.event(run_id, None, "run_completed")
         result.runs_finished[run_id] = "COMPLETED"
 
-    async def _fail_blocked(self, conn: AsyncConnection, writes: Writes, run_id: str, result: Applied) -> None:
+    async def _fail_blocked(self, conn: Conn, writes: Writes, run_id: str, result: Applied) -> None:
         # Nothing open, nothing retrying, nothing ready, yet not complete: a dead-lettered step blocks
         # the rest. Leaving the run RUNNING would make it stuck forever.
         await conn.execute(
-            text("""UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now()
-                                   WHERE id = :id AND status = 'RUNNING'"""),
-            {"id": run_id},
+            "UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now() "
+            "WHERE id = %s AND status = 'RUNNING'",
+            (run_id,),
         )
         writes.event(run_id, None, "run_failed", {"reason": "blocked by dead-lettered steps"})
         result.runs_finished[run_id] = "FAILED"
 
     async def _dead_letter(
-        self, conn: AsyncConnection, writes: Writes, dead: list[tuple[Outcome, _Row, str]], result: Applied
+        self, conn: Conn, writes: Writes, dead: list[tuple[Outcome, _Row, str]], result: Applied
     ) -> None:
         """Give steps up: a dead_letters row, the job on the jobs DLT, and the run FAILED (rare path)."""
         for outcome, row, why in dead:
@@ -298,32 +296,28 @@ class Applier:
                 err.get("message"),
                 extra={"run_id": outcome.run_id, "step": outcome.step, "job_id": outcome.job_id},
             )
-            step_input = (
-                await conn.execute(
-                    text("SELECT input FROM steps WHERE run_id = :r AND name = :n"),
-                    {"r": outcome.run_id, "n": outcome.step},
-                )
-            ).scalar_one()
+            cur = await conn.execute(
+                "SELECT input FROM steps WHERE run_id = %s AND name = %s", (outcome.run_id, outcome.step)
+            )
+            step_input = (await cur.fetchone() or (None,))[0]
             await conn.execute(
-                text("""
-                INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
-                VALUES (:r, :s, :j, :a, :n, :why, CAST(:e AS jsonb), CAST(:i AS jsonb))"""),
-                {
-                    "r": outcome.run_id,
-                    "s": outcome.step,
-                    "j": outcome.job_id,
-                    "a": row.action,
-                    "n": row.attempt,
-                    "why": why,
-                    "e": orjson.dumps(err).decode(),
-                    "i": orjson.dumps(step_input).decode(),
-                },
+                """INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)""",
+                (
+                    outcome.run_id,
+                    outcome.step,
+                    outcome.job_id,
+                    row.action,
+                    row.attempt,
+                    why,
+                    orjson.dumps(err).decode(),
+                    orjson.dumps(step_input).decode(),
+                ),
             )
             updated = await conn.execute(
-                text("""
-                UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(), error = CAST(:e AS jsonb)
-                WHERE id = :r AND status = 'RUNNING'"""),
-                {"r": outcome.run_id, "e": orjson.dumps({"step": outcome.step, **err}).decode()},
+                """UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(), error = %s::jsonb
+                   WHERE id = %s AND status = 'RUNNING'""",
+                (orjson.dumps({"step": outcome.step, **err}).decode(), outcome.run_id),
             )
             if updated.rowcount:
                 writes.event(outcome.run_id, None, "run_failed", {"step": outcome.step})
@@ -363,19 +357,13 @@ class Applier:
             created_at=deadline - timedelta(milliseconds=row.timeout_ms),
         )
 
-    async def _record_ignored(self, conn: AsyncConnection, writes: Writes, ignored: list[Outcome]) -> None:
+    async def _record_ignored(self, conn: Conn, writes: Writes, ignored: list[Outcome]) -> None:
         if not ignored:
             return
-        known = set(
-            (
-                await conn.execute(
-                    text("SELECT id::text FROM runs WHERE id = ANY(CAST(:ids AS uuid[]))"),
-                    {"ids": sorted({o.run_id for o in ignored})},
-                )
-            )
-            .scalars()
-            .all()
+        cur = await conn.execute(
+            "SELECT id::text FROM runs WHERE id = ANY(%s::uuid[])", (sorted({o.run_id for o in ignored}),)
         )
+        known = {r[0] for r in await cur.fetchall()}
         for o in ignored:
             if o.run_id not in known:
                 log.warning("result for unknown run ignored", extra={"run_id": o.run_id, "job_id": o.job_id})

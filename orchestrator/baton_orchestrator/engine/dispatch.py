@@ -101,6 +101,7 @@ class Publisher:
         self.producer = producer
         self.db = db
         self._published: list[int] = []
+        self._tasks: set[asyncio.Task[bool]] = set()
 
     async def publish(self, msgs: list[Outbound]) -> bool:
         """Publish and await every ack; on failure the rows stay for the relay (late, not lost)."""
@@ -114,6 +115,19 @@ class Publisher:
             return False
         self._published.extend(m.id for m in msgs)
         return True
+
+    def publish_soon(self, msgs: list[Outbound]) -> None:
+        """Publish in the background: the caller's next batch need not wait for Kafka's acks."""
+        if not msgs:
+            return
+        task = asyncio.create_task(self.publish(msgs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background publishes (shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def take_published(self) -> list[int]:
         """Outbox ids to delete in the caller's transaction. If it rolls back, they come back later."""

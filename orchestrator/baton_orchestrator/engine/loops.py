@@ -7,8 +7,10 @@ Kafka offset before the transaction that applied those records is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from psycopg.rows import namedtuple_row
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +28,7 @@ from ..metrics import Metrics
 from ..settings import Settings
 from .apply import Applied, Applier, Outcome
 from .dispatch import Publisher, decode_headers
+from .pg import Conn, Pg
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.engine")
@@ -46,30 +50,47 @@ async def retry_forever(what: str, fn: Callable[[], Awaitable[Any]], max_backoff
 
 
 class ResultsLoop:
+    """poll → one transaction for the batch → offsets committed → jobs published in the background.
+
+    Offsets are committed at most every OFFSET_COMMIT_S: a crash replays at most that much, and
+    re-applying a result is a recorded no-op. Publishing does not hold up the next batch: the jobs are
+    durable in the outbox already, and the relay covers a publish that never completes.
+    """
+
+    OFFSET_COMMIT_S = 0.1
+
     def __init__(
         self,
         settings: Settings,
-        db: AsyncEngine,
+        pg: Pg,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         publisher: Publisher,
         applier: Applier,
         metrics: Metrics,
     ) -> None:
-        self.settings, self.db, self.consumer, self.producer = settings, db, consumer, producer
+        self.settings, self.pg, self.consumer, self.producer = settings, pg, consumer, producer
         self.publisher, self.applier, self.metrics = publisher, applier, metrics
 
     async def run(self) -> None:
-        while True:
-            polled = await retry_forever(
-                "poll results",
-                lambda: self.consumer.getmany(timeout_ms=500, max_records=self.settings.results_batch_max),
-            )
-            records = [r for batch in polled.values() for r in batch]
-            if not records:
-                continue
-            await retry_forever("apply results", functools.partial(self.handle, records))
-            await retry_forever("commit results offsets", self.consumer.commit)
+        last_commit, dirty = time.monotonic(), False
+        try:
+            while True:
+                polled = await retry_forever(
+                    "poll results",
+                    lambda: self.consumer.getmany(timeout_ms=100, max_records=self.settings.results_batch_max),
+                )
+                records = [r for batch in polled.values() for r in batch]
+                if records:
+                    await retry_forever("apply results", functools.partial(self.handle, records))
+                    dirty = True
+                if dirty and time.monotonic() - last_commit >= self.OFFSET_COMMIT_S:
+                    await retry_forever("commit results offsets", self.consumer.commit)
+                    last_commit, dirty = time.monotonic(), False
+        finally:
+            if dirty:
+                with contextlib.suppress(Exception):
+                    await self.consumer.commit()
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         outcomes: list[Outcome] = []
@@ -99,7 +120,7 @@ class ResultsLoop:
                 )
         writes = Writes(delete_outbox=self.publisher.take_published())
         try:
-            async with self.db.begin() as conn:
+            async with self.pg.transaction() as conn:
                 if beats:
                     await extend_deadlines(conn, beats)
                 applied = await self.applier.apply(conn, outcomes, writes) if outcomes else None
@@ -109,7 +130,7 @@ class ResultsLoop:
             self.publisher.give_back(writes.delete_outbox)
             raise
         if applied:
-            await self.publisher.publish(applied.outbound)
+            self.publisher.publish_soon(applied.outbound)
             record_applied(self.metrics, applied)
             self.metrics.batch_size.observe(len(outcomes))
 
@@ -164,52 +185,34 @@ def _observe_duration(metrics: Metrics, outcome: Outcome) -> None:
         pass
 
 
-async def extend_deadlines(conn: Any, beats: list[Result]) -> None:
+async def extend_deadlines(conn: Conn, beats: list[Result]) -> None:
     """A HEARTBEAT moves the open attempt's deadline to now + timeout and marks it RUNNING."""
-    params = {
-        "run_ids": [b.run_id for b in beats],
-        "names": [b.step for b in beats],
-        "job_ids": [b.job_id for b in beats],
-        "workers": [orjson.dumps(b.worker).decode() for b in beats],
-        "starteds": [b.started_at for b in beats],
-    }
-    await conn.execute(
-        text(
-            """
-            UPDATE steps s SET status = 'RUNNING', updated_at = now(),
-                   deadline = now() + s.timeout_ms * interval '1 millisecond'
-            FROM unnest(CAST(:run_ids AS uuid[]), CAST(:names AS text[]), CAST(:job_ids AS text[])) AS x(r, n, j)
-            WHERE s.run_id = x.r AND s.name = x.n AND s.job_id = x.j AND s.status IN ('QUEUED', 'RUNNING')
-            """
-        ),
-        params,
-    )
-    await conn.execute(
-        text(
-            """
-            UPDATE attempts a SET status = 'RUNNING', worker = x.w::jsonb,
-                   started_at = COALESCE(a.started_at, x.s::timestamptz, now())
-            FROM unnest(CAST(:job_ids AS text[]), CAST(:workers AS text[]), CAST(:starteds AS text[])) AS x(j, w, s)
-            WHERE a.job_id = x.j AND a.status IN ('QUEUED', 'RUNNING')
-            """
-        ),
-        params,
-    )
+    doc = orjson.dumps(
+        [
+            {"run_id": b.run_id, "name": b.step, "job_id": b.job_id, "worker": b.worker, "started": b.started_at}
+            for b in beats
+        ]
+    ).decode()
+    await conn.execute(_HEARTBEATS, (doc, doc))
+
+
+_HEARTBEATS = """
+WITH s AS (
+    UPDATE steps s SET status = 'RUNNING', updated_at = now(), deadline = now() + s.timeout_ms * interval '1 ms'
+    FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
+    WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status IN ('QUEUED', 'RUNNING')
+)
+UPDATE attempts a SET status = 'RUNNING', worker = x.worker, started_at = COALESCE(a.started_at, x.started, now())
+FROM json_to_recordset(%s::json) AS x(job_id text, worker jsonb, started timestamptz)
+WHERE a.job_id = x.job_id AND a.status IN ('QUEUED', 'RUNNING')
+"""
 
 
 class TimersLoop:
     """Due retries and missed deadlines. SKIP LOCKED lets several engine replicas sweep side by side."""
 
-    def __init__(
-        self, settings: Settings, db: AsyncEngine, publisher: Publisher, applier: Applier, metrics: Metrics
-    ) -> None:
-        self.settings, self.db, self.publisher, self.applier, self.metrics = (
-            settings,
-            db,
-            publisher,
-            applier,
-            metrics,
-        )
+    def __init__(self, settings: Settings, pg: Pg, publisher: Publisher, applier: Applier, metrics: Metrics) -> None:
+        self.settings, self.pg, self.publisher, self.applier, self.metrics = settings, pg, publisher, applier, metrics
 
     async def run(self) -> None:
         while True:
@@ -218,9 +221,9 @@ class TimersLoop:
                 await asyncio.sleep(self.settings.timer_interval_seconds)
 
     async def sweep(self) -> bool:
-        writes = Writes()
-        async with self.db.begin() as conn:
-            due = (await conn.execute(text(_DUE_RETRIES))).all()
+        writes, applied = Writes(), None
+        async with self.pg.transaction() as conn:
+            due: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_DUE_RETRIES)).fetchall()
             now = now_utc()
             for r in due:
                 writes.queue(
@@ -238,7 +241,7 @@ class TimersLoop:
                     ),
                     now,
                 )
-            expired = (await conn.execute(text(_EXPIRED))).all()
+            expired: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_EXPIRED)).fetchall()
             timeouts = [
                 Outcome(
                     r.job_id,
@@ -258,12 +261,12 @@ class TimersLoop:
                 applied = await self.applier.apply(conn, timeouts, writes)
                 out = applied.outbound
             else:
-                applied, (out, _) = None, await flush(conn, writes)
+                out, _ = await flush(conn, writes)
         if applied:
             record_applied(self.metrics, applied)
             self.metrics.timeouts.inc(len(timeouts))
         self.metrics.steps_dispatched.inc(len(due))
-        await self.publisher.publish(out)
+        self.publisher.publish_soon(out)
         return bool(due or expired)
 
 

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..bus.codec import Headers, encode_job, job_headers
 from ..settings import Settings
+from .pg import Conn, raw
 
 
 @dataclass(slots=True)
@@ -153,13 +153,7 @@ def _dumps(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
 
-async def driver(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    """The psycopg connection under SQLAlchemy's: the hot path skips SQLAlchemy's per-statement work."""
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
-
-
-async def flush(conn: AsyncConnection, writes: Writes) -> tuple[list[Outbound], int]:
+async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outbound], int]:
     """Write everything in one statement; returns the outbox rows to publish and how many runs completed."""
     if not writes:
         return [], 0
@@ -171,7 +165,7 @@ async def flush(conn: AsyncConnection, writes: Writes) -> tuple[list[Outbound], 
         "done": _dumps(writes.runs_done),
         "delete": writes.delete_outbox,
     }
-    cur = await (await driver(conn)).execute(_FLUSH, params)
+    cur = await (await raw(conn)).execute(_FLUSH, params)
     row = await cur.fetchone()
     assert row is not None
     created, completed = row[0], row[1]
@@ -235,7 +229,7 @@ def _outbox_rows(writes: Writes) -> list[dict[str, Any]]:
 
 
 async def insert_run(
-    conn: AsyncConnection, run: dict[str, Any], steps: list[dict[str, Any]], writes: Writes
+    conn: AsyncConnection | Conn, run: dict[str, Any], steps: list[dict[str, Any]], writes: Writes
 ) -> tuple[datetime | None, list[Outbound]]:
     """Create a run, its steps and its first jobs in one statement; (None, []) when the key already exists."""
     queued = {q["name"]: q for q in writes.queued}
@@ -264,7 +258,7 @@ async def insert_run(
         "events": _dumps(writes.events),
         "delete": writes.delete_outbox,
     }
-    cur = await (await driver(conn)).execute(_INSERT_RUN, params)
+    cur = await (await raw(conn)).execute(_INSERT_RUN, params)
     row = await cur.fetchone()
     assert row is not None
     created, made = row

@@ -1,0 +1,64 @@
+"""A dedicated psycopg connection per engine loop: no pool checkout, no greenlet hop per statement.
+
+The API keeps SQLAlchemy; the engine's loops run a transaction per batch, so the fixed cost of each
+transaction is what limits them when the machine is quiet (DESIGN §10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..settings import Settings
+
+Conn = psycopg.AsyncConnection[Any]
+
+
+async def connect(settings: Settings) -> Conn:
+    options = f"-c search_path={settings.database_schema}" if settings.database_schema else None
+    url = "postgresql://" + settings.database_url.split("://", 1)[1]
+    conn = (
+        await psycopg.AsyncConnection.connect(url, options=options)
+        if options
+        else (await psycopg.AsyncConnection.connect(url))
+    )
+    set_json_loads(orjson.loads, conn)
+    return conn
+
+
+async def raw(conn: AsyncConnection | Conn) -> Conn:
+    """The psycopg connection, whether given one or SQLAlchemy's wrapper around one."""
+    if isinstance(conn, psycopg.AsyncConnection):
+        return conn
+    wrapper = await conn.get_raw_connection()
+    return wrapper.driver_connection  # type: ignore[return-value]
+
+
+class Pg:
+    """One connection, reopened after a failure; `transaction()` commits on success, rolls back on error."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._conn: Conn | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await connect(self.settings)
+        try:
+            async with self._conn.transaction():
+                yield self._conn
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
