@@ -35,9 +35,8 @@ class Processes:
         self.logdir, self.env, self.procs = logdir, env, {}
 
     def start(self, name: str, cmd: list[str]) -> None:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log,
-                                            start_new_session=True)
+        log = open(self.logdir / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -121,8 +120,12 @@ def test_polyglot_demo_hands_data_across_python_node_and_java(stack):
     url, procs = stack
     _define(url, "polyglot-demo.yaml")
     order = json.loads((ROOT / "examples" / "workflows" / "demo-input.json").read_text())
-    resp = httpx.post(f"{url}/workflow/polyglot-demo/trigger", json={"input": order},
-                      headers={"Idempotency-Key": "demo-1"}, timeout=10)
+    resp = httpx.post(
+        f"{url}/workflow/polyglot-demo/trigger",
+        json={"input": order},
+        headers={"Idempotency-Key": "demo-1"},
+        timeout=10,
+    )
     assert resp.status_code == 201, resp.text
     run = _wait_run(url, resp.json()["run_id"], procs)
     assert run["status"] == "COMPLETED", json.dumps(run)[:2000]
@@ -138,8 +141,12 @@ def test_polyglot_demo_hands_data_across_python_node_and_java(stack):
 def test_original_workflow_runs_each_step_exactly_once_with_three_languages_listening(stack):
     url, procs = stack
     _define(url, "my-first-workflow.yaml")
-    run_ids = [httpx.post(f"{url}/workflow/my-first-workflow/trigger", json={"input": f"Hello World {i}"},
-                          timeout=10).json()["run_id"] for i in range(10)]
+    run_ids = [
+        httpx.post(f"{url}/workflow/my-first-workflow/trigger", json={"input": f"Hello World {i}"}, timeout=10).json()[
+            "run_id"
+        ]
+        for i in range(10)
+    ]
     runs = [_wait_run(url, r, procs) for r in run_ids]
     for i, run in enumerate(runs):
         assert run["status"] == "COMPLETED"
