@@ -118,7 +118,9 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
     except BaseException:
         core.publisher.give_back(writes.delete_outbox)
         raise
-    await core.publisher.publish(outbound)
+    # In the background: the run and its jobs are durable in the outbox, so a Kafka outage delays the
+    # jobs (the relay resends them) but never the answer.
+    core.publisher.publish_soon(outbound)
     core.metrics.runs_triggered.inc()
     core.metrics.steps_dispatched.inc(len(outbound))
     body = trigger_body(run_id, workflow_id, version, key, created)
@@ -257,7 +259,9 @@ async def retry_run(core: Core, run_id: str) -> dict[str, Any]:
             WHERE run_id = :id AND status = 'OPEN'"""),
             {"id": run_id},
         )
-    await core.publisher.publish(outbound)
+    # In the background: the run and its jobs are durable in the outbox, so a Kafka outage delays the
+    # jobs (the relay resends them) but never the answer.
+    core.publisher.publish_soon(outbound)
     return {"run_id": run_id, "status": "RUNNING", "reopened_steps": list(dead)}
 
 
@@ -289,7 +293,9 @@ async def redrive(core: Core, dead_letter_id: int, new_input: Any, has_input: bo
             text("UPDATE dead_letters SET status = 'REDRIVEN', resolved_at = now() WHERE id = :id"),
             {"id": dead_letter_id},
         )
-    await core.publisher.publish(outbound)
+    # In the background: the run and its jobs are durable in the outbox, so a Kafka outage delays the
+    # jobs (the relay resends them) but never the answer.
+    core.publisher.publish_soon(outbound)
     return {"id": dead_letter_id, "run_id": dl.run_id, "step": dl.step, "status": "REDRIVEN"}
 
 

@@ -54,6 +54,10 @@ final class KafkaClients {
     props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
     props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RoundRobinAssignor.class.getName());
     props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(100, Math.min(1000, settings.concurrency() * 4)));
+    // A dead worker's partitions move after the session timeout: 10 s like the Python and Node SDKs,
+    // not kafka-clients' 45 s default, so its uncommitted jobs reach another worker quickly.
+    props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);
+    props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1_000);
     props.putAll(settings.kafkaProperties());
     props.putAll(settings.consumerProperties());
     return new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
