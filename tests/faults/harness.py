@@ -62,21 +62,41 @@ _java_cp: str | None = None
 
 
 def java_classpath() -> str:
-    """Compile tests/faults/java once per session (offline when possible) and return its runtime classpath."""
+    """Compile the repository's current sdk-java sources together with the ledger worker (javac, into
+    tests/faults/java/target), so the suite tests this checkout's SDK, not whichever baton-worker jar happens to
+    be installed in ~/.m2. Maven only resolves the SDK's third-party dependencies (offline when cached)."""
     global _java_cp
     if _java_cp is None:
         target = JAVA_DIR / "target"
         cp_file = target / "cp.txt"
-        src = JAVA_DIR / "src" / "main" / "java" / "dev" / "baton" / "faults" / "LedgerWorker.java"
-        cls = target / "classes" / "dev" / "baton" / "faults" / "LedgerWorker.class"
-        if not (cp_file.exists() and cls.exists() and cls.stat().st_mtime >= src.stat().st_mtime):
-            cmd = ["mvn", "-q", "-B", "-f", str(JAVA_DIR / "pom.xml"), "compile", "dependency:build-classpath",
-                   f"-Dmdep.outputFile={cp_file}"]
+        if not cp_file.exists():
+            cmd = [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(JAVA_DIR / "pom.xml"),
+                "dependency:build-classpath",
+                f"-Dmdep.outputFile={cp_file}",
+            ]
             proc = subprocess.run(["mvn", "-o", *cmd[1:]], capture_output=True, text=True, timeout=240)
             if proc.returncode != 0:  # not everything cached yet: resolve online once
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-            assert proc.returncode == 0, f"building the Java ledger worker failed:\n{proc.stdout}\n{proc.stderr}"
-        _java_cp = f"{target / 'classes'}:{cp_file.read_text().strip()}"
+            assert proc.returncode == 0, f"resolving the Java worker's classpath failed:\n{proc.stdout}\n{proc.stderr}"
+        deps = [p for p in cp_file.read_text().strip().split(":") if p and "baton-worker" not in p]
+        classes = target / "ledger-classes"
+        shutil.rmtree(classes, ignore_errors=True)
+        classes.mkdir(parents=True)
+        sources = [str(p) for p in (ROOT / "sdk-java" / "src" / "main" / "java").rglob("*.java")]
+        sources += [str(p) for p in (JAVA_DIR / "src" / "main" / "java").rglob("*.java")]
+        proc = subprocess.run(
+            ["javac", "-nowarn", "--release", "17", "-d", str(classes), "-cp", ":".join(deps), *sources],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert proc.returncode == 0, f"compiling sdk-java + the ledger worker failed:\n{proc.stderr[-4000:]}"
+        _java_cp = ":".join([str(classes), *deps])
     return _java_cp
 
 
@@ -88,7 +108,7 @@ class Procs:
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         assert name not in self.procs or self.procs[name].poll() is not None, f"{name} is already running"
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.logdir / f"{name}.log", "ab")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
         log.close()
         self.procs[name] = proc
@@ -194,8 +214,9 @@ class Scenario:
     # -------------------------------------------------------------- processes
     def start_orchestrator(self, name: str = "orchestrator", role: str = "all", **env: str) -> str:
         port = free_port()
-        self.procs.start(name, [str(VENV_BIN / "baton"), "server", "--role", role, "--port", str(port)],
-                         {**self.env, **env})
+        self.procs.start(
+            name, [str(VENV_BIN / "baton"), "server", "--role", role, "--port", str(port)], {**self.env, **env}
+        )
         url = f"http://127.0.0.1:{port}"
         self.urls[name] = url
         self.wait_health(name)
@@ -220,8 +241,15 @@ class Scenario:
         elif lang == "node":
             cmd = ["node", str(HERE / "workers" / "ledger_worker.mjs")]
         elif lang == "java":
-            cmd = ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-                   "-cp", java_classpath(), "dev.baton.faults.LedgerWorker"]
+            cmd = [
+                "java",
+                "-Xmx256m",
+                "-XX:TieredStopAtLevel=1",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+                "-cp",
+                java_classpath(),
+                "dev.baton.faults.LedgerWorker",
+            ]
         else:
             raise ValueError(lang)
         self.procs.start(name, cmd, wenv)
@@ -237,8 +265,9 @@ class Scenario:
 
     def trigger(self, workflow_id: str, payload: Any, key: str | None = None, timeout: float = 15) -> str:
         headers = {"Idempotency-Key": key} if key else {}
-        resp = httpx.post(f"{self.api}/workflow/{workflow_id}/trigger", json={"input": payload}, headers=headers,
-                          timeout=timeout)
+        resp = httpx.post(
+            f"{self.api}/workflow/{workflow_id}/trigger", json={"input": payload}, headers=headers, timeout=timeout
+        )
         assert resp.status_code in (200, 201), resp.text
         return str(resp.json()["run_id"])
 
@@ -289,12 +318,15 @@ class Scenario:
         if expect == "COMPLETED":
             assert len(by_step) == len(run_ids) * len(steps), (len(by_step), len(run_ids) * len(steps))
             assert all(n == 1 for n, _ in by_step.values()), [k for k, (n, _) in by_step.items() if n != 1]
-            step_rows = self.sql("SELECT status, count(*) FROM steps WHERE run_id = ANY(%s::uuid[]) GROUP BY status",
-                                 (run_ids,))
+            step_rows = self.sql(
+                "SELECT status, count(*) FROM steps WHERE run_id = ANY(%s::uuid[]) GROUP BY status", (run_ids,)
+            )
             assert dict(step_rows) == {"COMPLETED": len(run_ids) * len(steps)}, dict(step_rows)
             step_events = self.sql(
                 "SELECT run_id::text, step, count(*) FROM run_events WHERE run_id = ANY(%s::uuid[]) "
-                "AND type = 'step_completed' GROUP BY run_id, step HAVING count(*) > 1", (run_ids,))
+                "AND type = 'step_completed' GROUP BY run_id, step HAVING count(*) > 1",
+                (run_ids,),
+            )
             assert not step_events, f"steps completed more than once: {step_events[:5]}"
         rows = self.ledger.rows()
         done_jobs = {r["job_id"] for r in rows if r["phase"] == "done"}
@@ -355,8 +387,9 @@ class PrivateStack:
         )
 
     def _stack(self, cmd: str, timeout: float = 240) -> None:
-        proc = subprocess.run([str(ROOT / "infra" / "stack.sh"), cmd], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [str(ROOT / "infra" / "stack.sh"), cmd], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         assert proc.returncode == 0, f"stack.sh {cmd} failed:\n{proc.stdout}\n{proc.stderr}"
 
     def up(self) -> None:
@@ -389,8 +422,12 @@ class PrivateStack:
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
         pg_ctl = str(bins[-1]) if bins else "pg_ctl"
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, pg_ctl, "-D", str(self.dir / "pg"), "-m", "fast", "-w", "-t", "30", "stop"],
-                       check=True, capture_output=True, timeout=40)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(self.dir / "pg"), "-m", "fast", "-w", "-t", "30", "stop"],
+            check=True,
+            capture_output=True,
+            timeout=40,
+        )
 
 
 def _alive(pid: int) -> bool:

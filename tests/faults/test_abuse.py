@@ -20,10 +20,12 @@ def test_1000_concurrent_triggers_over_100_keys_make_exactly_100_runs(scenario: 
     async def storm() -> list[tuple[int, int, dict]]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+
             async def one(i: int) -> tuple[int, int, dict]:
                 k = i % 100
-                resp = await http.post("/workflow/storm/trigger", json={"input": {"k": k}},
-                                       headers={"Idempotency-Key": f"key-{k}"})
+                resp = await http.post(
+                    "/workflow/storm/trigger", json={"input": {"k": k}}, headers={"Idempotency-Key": f"key-{k}"}
+                )
                 return k, resp.status_code, resp.json()
 
             return await asyncio.gather(*(one(i) for i in range(1000)))
@@ -46,28 +48,43 @@ def test_1000_concurrent_triggers_over_100_keys_make_exactly_100_runs(scenario: 
     (n_runs,) = scenario.sql("SELECT count(*) FROM runs")[0]
     assert n_runs == 100
     # The same key with another body is a conflict, never a second run.
-    resp = httpx.post(f"{url}/workflow/storm/trigger", json={"input": {"k": "other"}},
-                      headers={"Idempotency-Key": "key-1"}, timeout=10)
+    resp = httpx.post(
+        f"{url}/workflow/storm/trigger",
+        json={"input": {"k": "other"}},
+        headers={"Idempotency-Key": "key-1"},
+        timeout=10,
+    )
     assert resp.status_code == 409 and resp.json()["error"]["code"], resp.text
     scenario.wait_terminal(run_ids, 60)
     counts = scenario.check(run_ids, ["s"])
-    scenario.report(counts, triggers=1000, keys=100, created=codes[201], replayed=codes[200],
-                    storm_s=round(storm_s, 1))
+    scenario.report(counts, triggers=1000, keys=100, created=codes[201], replayed=codes[200], storm_s=round(storm_s, 1))
 
 
 def test_hanging_handler_times_out_retries_dead_letters_and_redrives(scenario: Scenario) -> None:
     url = scenario.start_orchestrator()
-    scenario.define({"id": "hang", "steps": [
-        {"name": "first", "action": "h.ok"},
-        {"name": "stuck", "action": "h.hang", "timeout": "1.5s", "retry": {"max_retries": 2, "initial_interval": "0.2s"}},
-    ]})
+    scenario.define(
+        {
+            "id": "hang",
+            "steps": [
+                {"name": "first", "action": "h.ok"},
+                {
+                    "name": "stuck",
+                    "action": "h.hang",
+                    "timeout": "1.5s",
+                    "retry": {"max_retries": 2, "initial_interval": "0.2s"},
+                },
+            ],
+        }
+    )
     scenario.start_worker("python", "hanger", ["h.ok", "h.hang"], LEDGER_HANG_ACTIONS="h.hang")
     run_ids = scenario.trigger_many("hang", range(3))
     t0 = time.monotonic()
     scenario.wait_terminal(run_ids, 60)
     to_failed = time.monotonic() - t0
     assert scenario.statuses(run_ids) == Counter({"FAILED": 3})
-    attempts = scenario.sql("SELECT step, status, error->>'type', count(*) FROM attempts GROUP BY 1, 2, 3 ORDER BY 1, 2")
+    attempts = scenario.sql(
+        "SELECT step, status, error->>'type', count(*) FROM attempts GROUP BY 1, 2, 3 ORDER BY 1, 2"
+    )
     assert ("stuck", "FAILED", "Timeout", 9) in [tuple(a) for a in attempts], attempts
     steps = dict(scenario.sql("SELECT status, count(*) FROM steps WHERE name = 'stuck' GROUP BY status"))
     assert steps == {"DEAD_LETTERED": 3}, steps
@@ -79,8 +96,9 @@ def test_hanging_handler_times_out_retries_dead_letters_and_redrives(scenario: S
     # partitions for the 10 s session timeout); it replays the topics from the start, so the old attempts
     # run again too and their late results must be no-ops.
     scenario.procs.kill("hanger")
-    scenario.start_worker("python", "fixed", ["h.ok", "h.hang"],
-                          BATON_WORKER_GROUP=scenario.env["BATON_WORKER_GROUP"] + "-fixed")
+    scenario.start_worker(
+        "python", "fixed", ["h.ok", "h.hang"], BATON_WORKER_GROUP=scenario.env["BATON_WORKER_GROUP"] + "-fixed"
+    )
     wait_until(lambda: scenario.ledger.count("done") > 3, 30, what="the fixed worker replays the topics")
     for d in items:
         resp = httpx.post(f"{url}/dlq/{d['id']}/redrive", json={}, timeout=10)
@@ -90,8 +108,13 @@ def test_hanging_handler_times_out_retries_dead_letters_and_redrives(scenario: S
     counts = scenario.check(run_ids, ["first", "stuck"])
     left = httpx.get(f"{url}/dlq", timeout=10).json()
     assert not left.get("items", left.get("dead_letters")), left
-    scenario.report(counts, timeouts=9, dead_letters=3, to_failed_s=round(to_failed, 1),
-                    redrive_to_completed_s=round(time.monotonic() - t1, 1))
+    scenario.report(
+        counts,
+        timeouts=9,
+        dead_letters=3,
+        to_failed_s=round(to_failed, 1),
+        redrive_to_completed_s=round(time.monotonic() - t1, 1),
+    )
 
 
 def test_api_security_auth_limits_validation_no_traces(scenario: Scenario) -> None:
@@ -120,12 +143,26 @@ def test_api_security_auth_limits_validation_no_traces(scenario: Scenario) -> No
         for _ in range(10):
             yield b"x" * 1000
 
-    assert call("POST", "/workflow/sec/trigger", content=chunks(),
-                headers={**auth, "Content-Type": "application/json"}).status_code == 413
+    assert (
+        call(
+            "POST", "/workflow/sec/trigger", content=chunks(), headers={**auth, "Content-Type": "application/json"}
+        ).status_code
+        == 413
+    )
     # Strict validation.
-    assert call("POST", "/workflow/sec/trigger", content=b"{not json", headers={**auth, "Content-Type": "application/json"}).status_code == 400
+    assert (
+        call(
+            "POST", "/workflow/sec/trigger", content=b"{not json", headers={**auth, "Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert call("POST", "/workflow/sec/trigger", json={"input": 1, "extra": 2}, headers=auth).status_code == 422
-    assert call("POST", "/workflow/sec/trigger", json={"input": 1}, headers={**auth, "Idempotency-Key": "bad key"}).status_code == 422
+    assert (
+        call(
+            "POST", "/workflow/sec/trigger", json={"input": 1}, headers={**auth, "Idempotency-Key": "bad key"}
+        ).status_code
+        == 422
+    )
     assert call("POST", "/workflow", json={"id": "bad id!", "steps": []}, headers=auth).status_code == 422
     assert call("POST", "/workflow", json={"id": "x", "steps": [{"action": "DLT"}]}, headers=auth).status_code == 422
     assert call("GET", "/workflow/run/not-a-uuid", headers=auth).status_code in (404, 422)

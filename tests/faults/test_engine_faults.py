@@ -6,8 +6,11 @@ import time
 
 from .harness import Scenario, wait_until
 
-WF = {"id": "chain3", "retry": {"max_retries": 5, "initial_interval": "0.5s"},
-      "steps": [{"name": n, "action": "e.step", "timeout": "20s"} for n in ("one", "two", "three")]}
+WF = {
+    "id": "chain3",
+    "retry": {"max_retries": 5, "initial_interval": "0.5s"},
+    "steps": [{"name": n, "action": "e.step", "timeout": "20s"} for n in ("one", "two", "three")],
+}
 
 
 def test_engine_sigkill_mid_batch_and_restart(scenario: Scenario) -> None:

@@ -15,23 +15,46 @@ from aiokafka.errors import KafkaError
 from .harness import Scenario, wait_until
 
 ACTIONS = {"python": "p.py", "node": "p.node", "java": "p.java"}
-WF = {"id": "poisoned", "retry": {"max_retries": 3, "initial_interval": "0.5s"},
-      "steps": [{"name": lang, "action": action, "timeout": "20s"} for lang, action in ACTIONS.items()]}
+WF = {
+    "id": "poisoned",
+    "retry": {"max_retries": 3, "initial_interval": "0.5s"},
+    "steps": [{"name": lang, "action": action, "timeout": "20s"} for lang, action in ACTIONS.items()],
+}
 
 
 def _job(**over: object) -> bytes:
-    body = {"v": 1, "job_id": uuid.uuid4().hex, "run_id": str(uuid.uuid4()), "workflow_id": "poisoned",
-            "workflow_version": 1, "step": "python", "action": "p.py", "attempt": 1, "max_attempts": 4,
-            "input": None, "deadline": "2030-01-01T00:00:00.000Z", "created_at": "2030-01-01T00:00:00.000Z"}
+    body = {
+        "v": 1,
+        "job_id": uuid.uuid4().hex,
+        "run_id": str(uuid.uuid4()),
+        "workflow_id": "poisoned",
+        "workflow_version": 1,
+        "step": "python",
+        "action": "p.py",
+        "attempt": 1,
+        "max_attempts": 4,
+        "input": None,
+        "deadline": "2030-01-01T00:00:00.000Z",
+        "created_at": "2030-01-01T00:00:00.000Z",
+    }
     body.update(over)
     return orjson.dumps(body)
 
 
 def _result(**over: object) -> bytes:
-    body = {"v": 1, "job_id": uuid.uuid4().hex, "run_id": str(uuid.uuid4()), "step": "python", "attempt": 1,
-            "status": "COMPLETED", "output": 1, "error": None,
-            "worker": {"id": "poison", "language": "test", "sdk_version": "0"},
-            "started_at": "2030-01-01T00:00:00.000Z", "finished_at": "2030-01-01T00:00:00.000Z"}
+    body = {
+        "v": 1,
+        "job_id": uuid.uuid4().hex,
+        "run_id": str(uuid.uuid4()),
+        "step": "python",
+        "attempt": 1,
+        "status": "COMPLETED",
+        "output": 1,
+        "error": None,
+        "worker": {"id": "poison", "language": "test", "sdk_version": "0"},
+        "started_at": "2030-01-01T00:00:00.000Z",
+        "finished_at": "2030-01-01T00:00:00.000Z",
+    }
     body.update(over)
     return orjson.dumps(body)
 
@@ -69,8 +92,14 @@ async def _produce(kafka: str, records: list[tuple[str, bytes]]) -> str:
 
 
 async def _read_dlt(kafka: str, topic: str, expect: int, timeout: float = 30) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest",
-                                fetch_max_bytes=16 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
     await consumer.start()
     out: list = []
     try:
@@ -91,10 +120,7 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_stream_keeps_flowing(sce
     scenario.start_orchestrator()
     scenario.define(WF)
     for lang, action in ACTIONS.items():
-        # One group per language: Java's cooperative-sticky assignor cannot join a group with the Python
-        # and Node members (InconsistentGroupProtocolException), a known issue being fixed in the SDKs.
-        scenario.start_worker(lang, lang, [action],
-                              BATON_WORKER_GROUP=f"{scenario.env['BATON_WORKER_GROUP']}-{lang}")
+        scenario.start_worker(lang, lang, [action])  # all three in the one default worker group
     prefix = scenario.env["BATON_TOPIC_PREFIX"]
     kafka = scenario.conn.kafka
     warm = scenario.trigger("poisoned", "warm-up")  # every worker is in its group before the poison
@@ -117,8 +143,9 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_stream_keeps_flowing(sce
     def by_origin(recs: list) -> Counter:
         return Counter(dict(r.headers)["kafka_dlt-original-topic"].decode() for r in recs)
 
-    assert by_origin(jobs_dlt) == Counter({f"{prefix}jobs.{a}": len(JOB_POISON) for a in ACTIONS.values()}), \
-        by_origin(jobs_dlt)
+    assert by_origin(jobs_dlt) == Counter({f"{prefix}jobs.{a}": len(JOB_POISON) for a in ACTIONS.values()}), by_origin(
+        jobs_dlt
+    )
     assert by_origin(results_dlt) == Counter({f"{prefix}results": len(RESULT_POISON)}), by_origin(results_dlt)
     for rec in jobs_dlt + results_dlt:
         headers = dict(rec.headers)
@@ -128,10 +155,18 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_stream_keeps_flowing(sce
     assert Counter(r.value for r in jobs_dlt) == Counter(v for a in ACTIONS for v in JOB_POISON.values())
     assert Counter(r.value for r in results_dlt) == Counter(RESULT_POISON.values())
     log = scenario.procs.log("orchestrator", 1_000_000)
-    wait_until(lambda: "result for unknown run ignored" in scenario.procs.log("orchestrator", 1_000_000), 10,
-               what="the unknown-run result logged")
+    wait_until(
+        lambda: "result for unknown run ignored" in scenario.procs.log("orchestrator", 1_000_000),
+        10,
+        what="the unknown-run result logged",
+    )
     assert "undecodable worker heartbeat ignored" in log
     assert scenario.procs.procs["orchestrator"].poll() is None
     assert all(scenario.procs.procs[lang].poll() is None for lang in ACTIONS), scenario.procs.logs()
-    scenario.report(counts, poison_records=len(records), jobs_dlt=len(jobs_dlt), results_dlt=len(results_dlt),
-                    oversize_rejected_with=oversize_error)
+    scenario.report(
+        counts,
+        poison_records=len(records),
+        jobs_dlt=len(jobs_dlt),
+        results_dlt=len(results_dlt),
+        oversize_rejected_with=oversize_error,
+    )

@@ -14,9 +14,21 @@ def test_schemathesis_finds_no_server_errors(scenario: Scenario) -> None:
     url = scenario.start_orchestrator()
     scenario.define({"id": "st", "steps": [{"name": "s", "action": "st.s"}]})
     scenario.trigger("st", 1, key="st-1")
-    cmd = [str(VENV_BIN / "schemathesis"), "run", f"{url}/openapi.json", "--url", url,
-           "--checks", ",".join(CHECKS), "--max-examples", "30", "--request-timeout", "10",
-           "--generation-deterministic", "--no-color"]
+    cmd = [
+        str(VENV_BIN / "schemathesis"),
+        "run",
+        f"{url}/openapi.json",
+        "--url",
+        url,
+        "--checks",
+        ",".join(CHECKS),
+        "--max-examples",
+        "30",
+        "--request-timeout",
+        "10",
+        "--generation-deterministic",
+        "--no-color",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=scenario.workdir)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:] + "\n" + scenario.procs.log("orchestrator")
