@@ -9,7 +9,7 @@ STACK := infra/stack.sh
 # Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: all python node java stop clean bench bench-quick help setup constraints up down status server dev demo worker-python worker-node worker-java \
+.PHONY: all python node java stop clean bench bench-quick test-faults help setup constraints up down status server dev demo worker-python worker-node worker-java \
         test test-python test-node test-java lint fmt clean-stack
 
 help: ## list the targets
@@ -27,9 +27,10 @@ sdk-node/node_modules/.stamp: sdk-node/package.json sdk-node/package-lock.json
 	cd sdk-node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-sdk-java/target/.stamp: sdk-java/pom.xml examples/java/pom.xml
+sdk-java/target/.stamp: sdk-java/pom.xml examples/java/pom.xml tests/faults/java/pom.xml
 	mvn -q -B -f sdk-java/pom.xml dependency:go-offline install -DskipTests
 	mvn -q -B -f examples/java/pom.xml dependency:go-offline test-compile
+	mvn -q -B -f tests/faults/java/pom.xml dependency:go-offline
 	mkdir -p sdk-java/target && touch $@
 
 setup: $(VENV)/.stamp sdk-node/node_modules/.stamp sdk-java/target/.stamp ## create .venv, npm ci, resolve Maven builds (no-op when done)
@@ -101,7 +102,11 @@ test: setup ## run every test suite (brings the stack up when it is down)
 	@$(MAKE) --no-print-directory test-python test-node test-java
 
 test-python: ## Python suites: stack smoke, orchestrator, SDK, cross-language
-	@$(STACK_ENV) && $(VENV)/bin/pytest -q
+	@$(STACK_ENV) && $(VENV)/bin/pytest -q --ignore=tests/faults
+
+test-faults: setup ## fault and abuse suite (crashes, restarts, poison, load, schemathesis; ~5-7 min)
+	@$(STACK) up >/dev/null
+	@$(STACK_ENV) && $(VENV)/bin/pytest -q tests/faults
 
 test-node: ## Node SDK tests (node --test)
 	@$(STACK_ENV) && cd sdk-node && npm test --silent

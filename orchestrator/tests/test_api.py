@@ -203,3 +203,26 @@ async def test_workers_endpoint_lists_live_workers_and_drops_stopped_ones(client
         await eventually(gone, timeout=15)
     finally:
         await producer.stop()
+
+
+async def test_requests_get_503_json_when_postgres_goes_away(client, settings):
+    from baton_orchestrator.db import create_engine
+
+    await client.define(ONE_STEP)
+    core = client.app.state.core
+    live = core.db
+    core.db = create_engine(settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/baton"}))
+    try:
+        for resp in (await client.trigger("one", 1), await client.http.get("/workflow/runs")):
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "database_unavailable" and resp.headers["retry-after"] == "1"
+    finally:
+        await core.db.dispose()
+        core.db = live
+
+
+async def test_openapi_documents_the_error_responses(client):
+    spec = (await client.http.get("/openapi.json")).json()
+    trigger = spec["paths"]["/workflow/{workflow_id}/trigger"]["post"]["responses"]
+    assert {"404", "409", "413", "422"} <= set(trigger)
+    assert "ErrorBody" in spec["components"]["schemas"]

@@ -5,15 +5,45 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core import ServiceError
 
 log = logging.getLogger("baton.api")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: {"error": {"code", "message", "details"}}."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Malformed JSON or cursor",
+        401: "Missing bearer token (when API keys are set)",
+        403: "Invalid bearer token",
+        404: "Unknown workflow, run or dead letter",
+        409: "Conflict (Idempotency-Key reused with another body, run or dead letter in the wrong state)",
+        413: "Body over the payload limit",
+        422: "Invalid request or definition",
+        503: "A required service is unavailable",
+    }.items()
+}
 
 
 def error_response(
@@ -55,6 +85,16 @@ def install(app: FastAPI) -> None:
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL unreachable is the server's outage, not a client mistake: 503, so clients retry.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, "database_unavailable", "the database is unavailable; retry later", headers={"Retry-After": "1"}
         )
 
     @app.exception_handler(Exception)

@@ -12,8 +12,11 @@ from .. import service
 from ..definitions import WorkflowSpec
 from ..store import queries
 from .deps import CoreDep, require_api_key
+from .errors import ERROR_RESPONSES
 
-router = APIRouter(dependencies=[Depends(require_api_key)], default_response_class=JSONResponse)
+router = APIRouter(
+    dependencies=[Depends(require_api_key)], default_response_class=JSONResponse, responses=ERROR_RESPONSES
+)
 RunStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
