@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.abc import ConsumerRebalanceListener  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
+    KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     RecordTooLargeError,
@@ -56,6 +59,26 @@ async def ensure_topics(settings: WorkerSettings, topics: Sequence[str], client_
             raise RuntimeError(f"could not create topics (topic, Kafka error code): {failed}")
     finally:
         await admin.close()
+
+
+async def ensure_topics_retrying(
+    settings: WorkerSettings, topics: Sequence[str], client_id: str, patience: float = 60.0
+) -> None:
+    """ensure_topics, waiting for Kafka: a worker started before the broker (or during an outage) waits
+    with backoff instead of exiting, and fails with a clear error only after `patience` seconds."""
+    deadline, delay = time.monotonic() + patience, 0.5
+    while True:
+        try:
+            await ensure_topics(settings, topics, client_id)
+            return
+        except KafkaConnectionError as exc:
+            if time.monotonic() + delay > deadline:
+                raise KafkaConnectionError(
+                    f"Kafka at {settings.bootstrap_servers} did not answer within {patience:g}s: {exc}"
+                ) from exc
+            log.warning("Kafka at %s not reachable (%s); retrying in %.1fs", settings.bootstrap_servers, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def make_producer(settings: WorkerSettings, client_id: str) -> AIOKafkaProducer:

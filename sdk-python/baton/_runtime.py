@@ -115,7 +115,7 @@ class Runtime:
     async def _run(self, until_idle: bool, drain_timeout: float) -> RunReport:
         self._loop = asyncio.get_running_loop()
         job_topics = [self._s.jobs_topic(action) for action in self._handlers]
-        await _kafka.ensure_topics(
+        await _kafka.ensure_topics_retrying(
             self._s,
             [*job_topics, self._s.results_topic, self._s.dead_letter_topic, self._s.workers_topic],
             self._worker.id,
