@@ -1,5 +1,6 @@
-"""A minimal HTTP/1.1 keep-alive client for the trigger load (httpx cost ~3 ms CPU per request here,
-which on a 2-core box would make the load generator a bottleneck of its own).
+"""The trigger load: the open-loop arrival schedule, and a minimal HTTP/1.1 keep-alive client to send it
+(httpx cost ~3 ms CPU per request here, which on a 2-core box would make the load generator a bottleneck
+of its own).
 
 Only what the bench needs: POST with a JSON body, status code and JSON response, a fixed pool of
 persistent connections. A request that fails is reported, never retried (a retried POST could create a
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
+
+from analyze import Trigger
+from workloads import PAD
 
 # uvicorn closes a keep-alive connection after 5 s idle; reusing one at that moment loses the request
 # (IncompleteReadError). Connections idle longer than this are replaced before use instead.
@@ -75,3 +80,41 @@ class HttpPool:
             slot = self._idle.get_nowait()
             if slot is not None:
                 slot[1].close()
+
+
+async def open_loop(
+    pool: HttpPool, path: str, rate: float, t_start: float, duration: float, cap: int, failures: list[str]
+) -> list[Trigger]:
+    """Open loop: arrivals on a fixed schedule, never waiting for earlier responses (up to `cap` in flight;
+    an arrival over the cap is shed). Failed requests are described in `failures`, never retried."""
+    out: list[Trigger] = []
+    inflight: set[asyncio.Task[None]] = set()
+
+    async def one(t_sched: float, i: int) -> None:
+        t_sent = time.time()
+        body = b'{"input":{"n":%d,"pad":"%s"}}' % (i, PAD.encode())
+        try:
+            status, data = await pool.post(path, body)
+            rid = data.get("run_id") if status == 201 else None
+            if status != 201:
+                failures.append(f"HTTP {status}: {str(data)[:200]}")
+            out.append(Trigger(t_sched, t_sent, time.time(), status, rid))
+        except Exception as exc:
+            out.append(Trigger(t_sched, t_sent, time.time(), 0, None))
+            failures.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    n = int(rate * duration)
+    for i in range(n):
+        t_sched = t_start + i / rate
+        delay = t_sched - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(inflight) >= cap:
+            out.append(Trigger(t_sched, math.nan, math.nan, -1, None))
+            continue
+        task = asyncio.create_task(one(t_sched, i))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+    if inflight:
+        await asyncio.wait(inflight, timeout=60)
+    return out

@@ -1,4 +1,5 @@
-"""Output: the markdown tables, the throughput-vs-latency PNG, and a py-spy collapsed-stack summary."""
+"""Output: the progress line of a point, the markdown tables, the throughput-vs-latency PNG, and a py-spy
+collapsed-stack summary."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 GROUPS = ("orchestrator", "postgres", "kafka", "redis", "workers", "loadgen")
 
 
-def _ms(v: Any) -> str:
+def fmt_ms(v: Any) -> str:
     if v is None:
         return "∞"
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
@@ -26,7 +27,18 @@ def _d(d: dict[str, Any], *qs: str) -> str:
     """A latency distribution as 'p50 / p99' ('-' when nothing was measured, '∞' when some never finished)."""
     if not d.get("n"):
         return "-"
-    return " / ".join(_ms(d[q]) for q in qs)
+    return " / ".join(fmt_ms(d[q]) for q in qs)
+
+
+def point_line(p: dict[str, Any]) -> str:
+    """One rate point as a progress line."""
+    d = p["dispatch_ms"]
+    return (
+        f"{p['workload']} {p['target_wf_per_s']:g} wf/s: {p['steps_per_s']:g} steps/s, dispatch p50 "
+        f"{fmt_ms(d['p50'])} p99 {fmt_ms(d['p99'])} ms, e2e p99 {fmt_ms(p['e2e_ms']['p99'])} ms, "
+        f"orch {p['cpu_us_per_step'].get('orchestrator')} µs/step -> "
+        f"{'sustainable' if p['sustainable'] else 'NOT sustainable: ' + p['why_not']}"
+    )
 
 
 def markdown(r: dict[str, Any]) -> str:
