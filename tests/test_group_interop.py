@@ -25,6 +25,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorError,
+)
 
 from baton import Worker
 
@@ -115,7 +120,11 @@ def _job(action: str, payload: str) -> dict[str, Any]:
 
 async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int | None:
     """Member count once the group is Stable with every member holding partitions, else None."""
-    [response] = await admin.describe_consumer_groups([group])
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+        # A fresh broker creates __consumer_offsets on the first group: its coordinator is briefly unknown.
+        return None
     for g in response.groups:
         # (error_code, group_id, state, protocol_type, protocol, members, ...); a member's last field,
         # its assignment, is a ConsumerProtocolAssignment: int16 version, then an int32 topic count.
