@@ -23,7 +23,8 @@ try:
     import httpx  # noqa: F401
     import psycopg  # noqa: F401
 except ImportError:  # run with the repository's .venv when started by another interpreter
-    if _VENV_PY.exists() and Path(sys.executable).resolve() != _VENV_PY.resolve():
+    # A venv python is often a symlink to the same binary as the system one: compare prefixes, not executables.
+    if _VENV_PY.exists() and Path(sys.prefix).resolve() != _VENV_PY.parent.parent.resolve():
         os.execv(str(_VENV_PY), [str(_VENV_PY), *sys.argv])
     raise
 
