@@ -8,12 +8,17 @@ services; otherwise the tests fail (never skip) with a message naming `make up`.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent
 
 ENV_KAFKA = "BATON_KAFKA_BOOTSTRAP_SERVERS"
 ENV_DB = "BATON_DATABASE_URL"
@@ -94,3 +99,49 @@ def _containers() -> Iterator[Services]:
 def unique() -> str:
     """A short unique token for per-test topic prefixes, groups, schemas and keys."""
     return uuid.uuid4().hex[:10]
+
+
+class Processes:
+    """Child processes for cross-language tests: own session each, logged to a file, always stopped."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        log = open(self.logdir / f"{name}.log", "ab")  # the child owns it; closed when it exits
+        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            assert proc.poll() is None, f"{name} exited ({proc.returncode}):\n{self.log(name)}"
+
+    def stop_all(self) -> None:
+        """SIGTERM every process group (workers drain), then SIGKILL what is still there after 20 s."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+                print(f"{name} had to be killed")
+
+    def log(self, name: str) -> str:
+        path = self.logdir / f"{name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{self.log(name)}" for name in self.procs)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Start real worker/orchestrator processes; whatever a test leaves running is stopped afterwards."""
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()

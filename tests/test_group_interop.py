@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -66,38 +65,6 @@ def java_classpath() -> str:
     return f"{ROOT / 'sdk-java' / 'target' / 'classes'}{os.pathsep}{out.read_text().strip()}"
 
 
-class Subprocesses:
-    def __init__(self, logdir: Path) -> None:
-        self.logdir, self.procs = logdir, {}
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        log = open(self.logdir / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            assert proc.poll() is None, f"{name} worker exited ({proc.returncode}):\n{self.log(name)}"
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-                print(f"{name} had to be killed")
-
-    def log(self, name: str) -> str:
-        path = self.logdir / f"{name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{self.log(name)}" for name in self.procs)
-
-
 def _job(action: str, payload: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     iso = lambda t: t.isoformat(timespec="milliseconds").replace("+00:00", "Z")  # noqa: E731
@@ -134,7 +101,7 @@ async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int | None:
     return None
 
 
-async def _await_members(admin: AIOKafkaAdminClient, group: str, count: int, procs: Subprocesses) -> None:
+async def _await_members(admin: AIOKafkaAdminClient, group: str, count: int, procs: Any) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while await _group_members(admin, group) != count:
         procs.check_alive()
@@ -144,7 +111,7 @@ async def _await_members(admin: AIOKafkaAdminClient, group: str, count: int, pro
 
 @pytest.mark.parametrize("leader", ["python", "node", "java"])
 async def test_python_node_and_java_workers_share_one_group(
-    services: Any, unique: str, tmp_path: Path, java_classpath: str, leader: str
+    services: Any, unique: str, processes: Any, java_classpath: str, leader: str
 ) -> None:
     prefix, group = f"t-{unique}-", f"t-{unique}-g"
     topic = lambda suffix: f"{prefix}{suffix}"  # noqa: E731
@@ -161,7 +128,7 @@ async def test_python_node_and_java_workers_share_one_group(
     await admin.create_topics(
         [NewTopic(topic(s), PARTITIONS, 1) for s in [*(f"jobs.{a}" for a in all_actions), "results", "jobs.DLT"]]
     )
-    procs = Subprocesses(tmp_path)
+    procs = processes
     py_worker = Worker(services.kafka, group, topic_prefix=prefix)
     for action in ACTIONS["python"]:
         py_worker.register(action, lambda payload: f"python:{payload}")

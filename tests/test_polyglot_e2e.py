@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -30,32 +28,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Processes:
-    def __init__(self, logdir: Path, env: dict[str, str]) -> None:
-        self.logdir, self.env, self.procs = logdir, env, {}
-
-    def start(self, name: str, cmd: list[str]) -> None:
-        log = open(self.logdir / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-                print(f"{name} had to be killed")
-
-    def log(self, name: str) -> str:
-        return (self.logdir / f"{name}.log").read_text(errors="replace")[-3000:]
-
-
 @pytest.fixture
-def stack(services: Any, tmp_path: Path) -> Iterator[tuple[str, Processes]]:
+def stack(services: Any, processes: Any) -> Iterator[tuple[str, Any]]:
     token = uuid.uuid4().hex[:8]
     port = _free_port()
     env = {
@@ -70,12 +44,12 @@ def stack(services: Any, tmp_path: Path) -> Iterator[tuple[str, Processes]]:
         "BATON_WORKER_GROUP": f"e2e-{token}-workers",
         "BATON_TOPIC_PARTITIONS": "2",
     }
-    procs = Processes(tmp_path, env)
+    procs = processes
     try:
-        procs.start("orchestrator", [str(VENV_BIN / "baton"), "server", "--port", str(port)])
-        procs.start("python", [sys.executable, "examples/python/worker.py"])
-        procs.start("node", ["node", "examples/node/worker.mjs"])
-        procs.start("java", ["mvn", "-q", "-B", "-f", "examples/java/pom.xml", "compile", "exec:java"])
+        procs.start("orchestrator", [str(VENV_BIN / "baton"), "server", "--port", str(port)], env)
+        procs.start("python", [sys.executable, "examples/python/worker.py"], env)
+        procs.start("node", ["node", "examples/node/worker.mjs"], env)
+        procs.start("java", ["mvn", "-q", "-B", "-f", "examples/java/pom.xml", "compile", "exec:java"], env)
         url = f"http://127.0.0.1:{port}"
         _wait_health(url, procs)
         yield url, procs
@@ -85,7 +59,7 @@ def stack(services: Any, tmp_path: Path) -> Iterator[tuple[str, Processes]]:
             conn.execute(f'DROP SCHEMA IF EXISTS "e2e_{token}" CASCADE')
 
 
-def _wait_health(url: str, procs: Processes) -> None:
+def _wait_health(url: str, procs: Any) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -99,14 +73,14 @@ def _wait_health(url: str, procs: Processes) -> None:
     raise AssertionError("orchestrator did not become healthy:\n" + procs.log("orchestrator"))
 
 
-def _wait_run(url: str, run_id: str, procs: Processes, timeout: float = 120) -> dict[str, Any]:
+def _wait_run(url: str, run_id: str, procs: Any, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = httpx.get(f"{url}/workflow/run/{run_id}", timeout=5).json()
         if run["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             return run
         time.sleep(0.3)
-    logs = "\n".join(f"--- {n}\n{procs.log(n)}" for n in procs.procs)
+    logs = procs.logs()
     raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s: {json.dumps(run)[:2000]}\n{logs}")
 
 
