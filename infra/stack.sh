@@ -134,8 +134,12 @@ pg_up() {
       || { tail -n 20 "$STACK_DIR/initdb.log" >&2; die "initdb failed"; }
   fi
   log "starting postgres on 127.0.0.1:$PG_PORT"
+  # pg_stat_statements (shipped with Debian's postgresql) lets `make bench` report per-statement cost.
+  local extra=""
+  [ -f "$("$bin/pg_config" --pkglibdir 2>/dev/null)/pg_stat_statements.so" ] \
+    && extra="-c shared_preload_libraries=pg_stat_statements"
   as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgl" -w -t "$WAIT_SECONDS" \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $sock -c max_connections=200 -c fsync=on -c synchronous_commit=on" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $sock -c max_connections=200 -c fsync=on -c synchronous_commit=on $extra" \
     start >/dev/null || { tail -n 30 "$pgl" >&2; die "postgres failed to start"; }
   # The postmaster's own pid file is the pid file `down` uses.
 }
