@@ -80,16 +80,20 @@ def index(definition: dict[str, Any]) -> dict[str, Any]:
 
 _LOCK_OPEN = """
 SELECT s.run_id::text AS run_id, s.name, s.job_id, s.attempt, s.max_attempts, s.action, s.deadline, s.timeout_ms,
-       r.workflow_id, r.workflow_version, r.status AS run_status
+       s.workflow_id, s.workflow_version, s.run_status
 FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
-JOIN steps s ON s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id
-JOIN runs r ON r.id = s.run_id
-WHERE s.status IN ('QUEUED', 'RUNNING')
-ORDER BY s.run_id, s.name
-FOR UPDATE OF s
+-- One primary-key lookup per outcome, locked in the caller's (sorted) order: a LATERAL subquery with
+-- FOR UPDATE is never flattened, so no cached plan can turn this into a scan.
+CROSS JOIN LATERAL (
+    SELECT s.*, r.workflow_id, r.workflow_version, r.status AS run_status
+    FROM steps s JOIN runs r ON r.id = s.run_id
+    WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status IN ('QUEUED', 'RUNNING')
+    FOR UPDATE OF s
+) s
 """
 _RUN_STEPS = """
-SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt
+SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt,
+       r.workflow_id, r.workflow_version
 FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
 """
 
@@ -105,7 +109,8 @@ class Applier:
         first: dict[str, Outcome] = {}
         for o in outcomes:
             (result.ignored.append(o) if o.job_id in first else first.__setitem__(o.job_id, o))
-        lock_args = [{"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()]
+        # Always lock in (run, step) order, so concurrent engines and timers cannot deadlock.
+        lock_args = sorted(({"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()), key=_lock_key)
         cur = await conn.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
         rows = {r[2]: _Row(*r) for r in await cur.fetchall()}
         result.ignored += [o for j, o in first.items() if j not in rows]
@@ -227,7 +232,7 @@ class Applier:
             run_status, run_input = srows[0][1], srows[0][2]
             if run_status != "RUNNING":
                 continue
-            wf = await self._run_definition(conn, run_id)
+            wf = await self.definitions.get(conn, srows[0][7], srows[0][8])
             status = {r[3]: ("COMPLETED" if (run_id, r[3]) in in_batch else r[4]) for r in srows}
             outputs = {r[3]: in_batch.get((run_id, r[3]), r[5]) for r in srows if status[r[3]] == "COMPLETED"}
             attempts = {r[3]: r[6] for r in srows}
@@ -254,12 +259,6 @@ class Applier:
                     ),
                     now,
                 )
-
-    async def _run_definition(self, conn: Conn, run_id: str) -> dict[str, Any]:
-        cur = await conn.execute("SELECT workflow_id, workflow_version FROM runs WHERE id = %s", (run_id,))
-        row = await cur.fetchone()
-        assert row is not None
-        return await self.definitions.get(conn, row[0], row[1])
 
     @staticmethod
     def _complete_run(
@@ -369,6 +368,10 @@ class Applier:
                 log.warning("result for unknown run ignored", extra={"run_id": o.run_id, "job_id": o.job_id})
             else:
                 writes.event(o.run_id, o.step, "result_ignored", {"job_id": o.job_id, "status": o.status})
+
+
+def _lock_key(arg: dict[str, str]) -> tuple[str, str]:
+    return arg["run_id"], arg["name"]
 
 
 def _simple(definition: dict[str, Any], name: str) -> bool:
