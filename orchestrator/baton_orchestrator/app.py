@@ -80,6 +80,7 @@ async def _start_core(settings: Settings, role: str, stack: AsyncExitStack) -> C
     redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     stack.push_async_callback(redis.aclose)
     core = Core(settings, db, redis, producer, topics, Metrics(), role=role)
+    stack.push_async_callback(core.pool.close)
     try:
         await redis.ping()
     except Exception as exc:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .bus.kafka import Topics
 from .engine.apply import Applier, Definitions
 from .engine.dispatch import Publisher
+from .engine.pg import PgPool
 from .metrics import Metrics
 from .settings import Settings
 
@@ -38,6 +39,7 @@ class Core:
     definitions: Definitions = field(default_factory=Definitions)
 
     def __post_init__(self) -> None:
+        self.pool = PgPool(self.settings)  # triggers: one autocommit statement each
         self.publisher = Publisher(self.producer, self.db)
         self.applier = Applier(self.settings, self.definitions)
         self.redis_ok = True

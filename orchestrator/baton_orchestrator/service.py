@@ -18,8 +18,9 @@ from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
 from .engine.dispatch import add_events, queue_jobs
+from .engine.pg import Conn
 from .engine.transitions import step_input
-from .engine.writes import JobSpec, Writes, insert_run, now_utc
+from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
 
 
 async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
@@ -47,6 +48,7 @@ async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
                 {"id": definition["id"], "v": version, "d": orjson.dumps(definition).decode()},
             )
         ).one()
+    core.definitions.saw_latest(definition["id"], version)
     return {**definition, "created_at": iso(row.created_at)}
 
 
@@ -72,61 +74,77 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
         cached = await _idem_get(core, workflow_id, key)
         if cached:
             return _replay(cached["hash"], digest, cached["body"])
-    writes = Writes(delete_outbox=core.publisher.take_published())
-    try:
-        async with core.db.begin() as conn:
-            version = (
-                await conn.execute(text("SELECT max(version) FROM workflows WHERE id = :id"), {"id": workflow_id})
-            ).scalar_one()
+    input_json = orjson.dumps(run_input).decode()
+    # The latest version is a hint from memory; the insert itself checks it (one round trip per trigger)
+    # and answers with the real latest when a newer version was defined meanwhile, e.g. by another replica.
+    version = core.definitions.latest.get(workflow_id)
+    async with core.pool.connection() as conn:
+        for _ in range(_STALE_RETRIES):
+            if version is None:
+                version = await core.definitions.latest_version(conn, workflow_id)
             if version is None:
                 raise ServiceError(404, "workflow_not_found", f"workflow {workflow_id!r} does not exist")
-            wf = await core.definitions.get(conn, workflow_id, version)
-            run_id, now = str(uuid.uuid4()), now_utc()
-            for step in wf["steps"]:
-                if not step["depends_on"]:
-                    writes.queue(
-                        core.settings,
-                        JobSpec(
-                            run_id,
-                            workflow_id,
-                            version,
-                            step["name"],
-                            step["action"],
-                            1,
-                            step["retry"]["max_retries"] + 1,
-                            step_input(step, run_input, {}),
-                            step["timeout"],
-                        ),
-                        now,
-                    )
-            writes.event(run_id, None, "run_started", {"workflow_version": version})
-            created, outbound = await insert_run(
-                conn,
-                {
-                    "id": run_id,
-                    "wf": workflow_id,
-                    "v": version,
-                    "input": orjson.dumps(run_input).decode(),
-                    "key": key,
-                    "hash": digest,
-                },
-                _step_rows(wf),
-                writes,
-            )
-            if created is None:
-                return await _replay_from_db(core, conn, workflow_id, key, digest)
-    except BaseException:
-        core.publisher.give_back(writes.delete_outbox)
-        raise
+            run_id = str(uuid.uuid4())
+            inserted = await _insert(core, conn, workflow_id, version, run_id, run_input, input_json, key, digest)
+            if inserted.latest_version == version:
+                break
+            version = core.definitions.saw_latest(workflow_id, inserted.latest_version)
+        else:
+            raise ServiceError(503, "workflow_changing", "the workflow is being redefined; retry", None)
+        if inserted.created_at is None:
+            return await _replay_from_db(core, conn, workflow_id, key, digest)
     # In the background: the run and its jobs are durable in the outbox, so a Kafka outage delays the
     # jobs (the relay resends them) but never the answer.
-    core.publisher.publish_soon(outbound)
+    core.publisher.publish_soon(inserted.outbound)
     core.metrics.runs_triggered.inc()
-    core.metrics.steps_dispatched.inc(len(outbound))
-    body = trigger_body(run_id, workflow_id, version, key, created)
+    core.metrics.steps_dispatched.inc(len(inserted.outbound))
+    body = trigger_body(run_id, workflow_id, version, key, inserted.created_at)
     if key:
         await _idem_set(core, workflow_id, key, digest, body)
     return 201, body
+
+
+_STALE_RETRIES = 5
+
+
+async def _insert(
+    core: Core,
+    conn: Conn,
+    workflow_id: str,
+    version: int,
+    run_id: str,
+    run_input: Any,
+    input_json: str,
+    key: str | None,
+    digest: str,
+) -> Inserted:
+    wf = await core.definitions.get(conn, workflow_id, version)
+    writes = Writes(delete_outbox=core.publisher.take_published())
+    now = now_utc()
+    for step in wf["steps"]:
+        if not step["depends_on"]:
+            writes.queue(
+                core.settings,
+                JobSpec(
+                    run_id,
+                    workflow_id,
+                    version,
+                    step["name"],
+                    step["action"],
+                    1,
+                    step["retry"]["max_retries"] + 1,
+                    step_input(step, run_input, {}),
+                    step["timeout"],
+                ),
+                now,
+            )
+    writes.event(run_id, None, "run_started", {"workflow_version": version})
+    run = {"id": run_id, "wf": workflow_id, "v": version, "input": input_json, "key": key, "hash": digest}
+    try:
+        return await insert_run(conn, run, _step_rows(wf), writes)
+    except BaseException:
+        core.publisher.give_back(writes.delete_outbox)
+        raise
 
 
 def _step_rows(wf: dict[str, Any]) -> list[dict[str, Any]]:
@@ -156,21 +174,20 @@ def _replay(stored_hash: str, digest: str, body: dict[str, Any]) -> tuple[int, d
 
 
 async def _replay_from_db(
-    core: Core, conn: AsyncConnection, workflow_id: str, key: str | None, digest: str
+    core: Core, conn: Conn, workflow_id: str, key: str | None, digest: str
 ) -> tuple[int, dict[str, Any]]:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT id::text, workflow_version, request_hash, created_at FROM runs "
-                "WHERE workflow_id = :wf AND idempotency_key = :key"
-            ),
-            {"wf": workflow_id, "key": key},
-        )
-    ).one()
-    body = trigger_body(row.id, workflow_id, row.workflow_version, key, row.created_at)
+    cur = await conn.execute(
+        "SELECT id::text, workflow_version, request_hash, created_at FROM runs "
+        "WHERE workflow_id = %s AND idempotency_key = %s",
+        (workflow_id, key),
+    )
+    row = await cur.fetchone()
+    assert row is not None, "insert_run inserted nothing, so the key's run exists"
+    run_id, version, stored_hash, created_at = row
+    body = trigger_body(run_id, workflow_id, version, key, created_at)
     if key:
-        await _idem_set(core, workflow_id, key, row.request_hash, body)
-    return _replay(row.request_hash, digest, body)
+        await _idem_set(core, workflow_id, key, stored_hash, body)
+    return _replay(stored_hash, digest, body)
 
 
 def _idem_key(core: Core, workflow_id: str, key: str) -> str:

@@ -207,18 +207,20 @@ async def test_workers_endpoint_lists_live_workers_and_drops_stopped_ones(client
 
 async def test_requests_get_503_json_when_postgres_goes_away(client, settings):
     from baton_orchestrator.db import create_engine
+    from baton_orchestrator.engine.pg import PgPool
 
     await client.define(ONE_STEP)
     core = client.app.state.core
-    live = core.db
-    core.db = create_engine(settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/baton"}))
+    live, live_pool = core.db, core.pool
+    gone = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/baton"})
+    core.db, core.pool = create_engine(gone), PgPool(gone)  # the API's pool, and the triggers' connections
     try:
         for resp in (await client.trigger("one", 1), await client.http.get("/workflow/runs")):
             assert resp.status_code == 503, resp.text
             assert resp.json()["error"]["code"] == "database_unavailable" and resp.headers["retry-after"] == "1"
     finally:
         await core.db.dispose()
-        core.db = live
+        core.db, core.pool = live, live_pool
 
 
 async def test_openapi_documents_the_error_responses(client):
@@ -226,3 +228,14 @@ async def test_openapi_documents_the_error_responses(client):
     trigger = spec["paths"]["/workflow/{workflow_id}/trigger"]["post"]["responses"]
     assert {"404", "409", "413", "422"} <= set(trigger)
     assert "ErrorBody" in spec["components"]["schemas"]
+
+
+async def test_trigger_runs_the_latest_version_even_when_another_replica_defined_it(client):
+    await client.define(ONE_STEP)
+    assert (await client.trigger("one", 1)).json()["workflow_version"] == 1
+    await client.define(ONE_STEP)
+    # As if version 2 had been posted to another API replica: this one's hint still says 1.
+    client.app.state.core.definitions.latest["one"] = 1
+    resp = await client.trigger("one", 2)
+    assert resp.status_code == 201 and resp.json()["workflow_version"] == 2, resp.text
+    assert client.app.state.core.definitions.latest["one"] == 2

@@ -10,12 +10,13 @@ from fastapi import Depends, Request
 from ..core import Core, ServiceError
 
 
-def get_core(request: Request) -> Core:
+# async: a plain `def` dependency would cost a thread-pool hop on every request.
+async def get_core(request: Request) -> Core:
     core: Core = request.app.state.core
     return core
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     keys = request.app.state.settings.api_key_list
     if not keys:
         return

@@ -90,6 +90,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         # PostgreSQL unreachable is the server's outage, not a client mistake: 503, so clients retry.
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)

@@ -58,6 +58,20 @@ class Definitions:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
+        # Latest version per workflow id as last seen: only a hint (statements that rely on it check it).
+        self.latest: dict[str, int] = {}
+
+    def saw_latest(self, workflow_id: str, version: int | None) -> int | None:
+        if version is None:
+            self.latest.pop(workflow_id, None)
+        else:
+            self.latest[workflow_id] = max(version, self.latest.get(workflow_id, 0))
+        return version
+
+    async def latest_version(self, conn: AsyncConnection | Conn, workflow_id: str) -> int | None:
+        cur = await (await raw(conn)).execute("SELECT max(version) FROM workflows WHERE id = %s", (workflow_id,))
+        row = await cur.fetchone()
+        return self.saw_latest(workflow_id, row[0] if row else None)
 
     async def get(self, conn: AsyncConnection | Conn, workflow_id: str, version: int) -> dict[str, Any]:
         key = (workflow_id, version)

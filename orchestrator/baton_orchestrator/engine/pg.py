@@ -6,6 +6,7 @@ transaction is what limits them when the machine is quiet (DESIGN §10).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,12 +33,12 @@ INDEX_PLANS = (
 )
 
 
-async def connect(settings: Settings) -> Conn:
+async def connect(settings: Settings, autocommit: bool = False) -> Conn:
     options = INDEX_PLANS
     if settings.database_schema:
         options += f" -c search_path={settings.database_schema}"
     url = "postgresql://" + settings.database_url.split("://", 1)[1]
-    conn = await psycopg.AsyncConnection.connect(url, options=options)
+    conn = await psycopg.AsyncConnection.connect(url, options=options, autocommit=autocommit)
     set_json_loads(orjson.loads, conn)
     return conn
 
@@ -72,3 +73,40 @@ class Pg:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+
+class PgPool:
+    """A few autocommit connections for single-statement writes from the API (a trigger is one statement).
+
+    Cheaper than SQLAlchemy's pool and transaction for the busiest endpoint: no checkout bookkeeping,
+    no BEGIN/COMMIT round trips. A connection that failed is dropped and replaced on next use.
+    """
+
+    def __init__(self, settings: Settings, size: int = 4) -> None:
+        self.settings = settings
+        self._free: asyncio.Queue[Conn | None] = asyncio.Queue()
+        for _ in range(size):
+            self._free.put_nowait(None)  # a slot, connected on first use
+        self._open: set[Conn] = set()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        conn = await self._free.get()
+        try:
+            if conn is None or conn.closed:
+                conn = await connect(self.settings, autocommit=True)
+                self._open.add(conn)
+            yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            if conn is not None:
+                self._open.discard(conn)
+                await conn.close()
+            conn = None
+            raise
+        finally:
+            self._free.put_nowait(conn)
+
+    async def close(self) -> None:
+        for conn in list(self._open):
+            await conn.close()
+        self._open.clear()

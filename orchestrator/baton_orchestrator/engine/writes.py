@@ -189,10 +189,13 @@ def now_utc() -> datetime:
 
 
 _INSERT_RUN = """
-WITH r AS (
+WITH cur AS (
+    SELECT max(version) AS v FROM workflows WHERE id = %(wf)s
+), r AS (
+    -- Only when %(v)s is still the latest version (the caller's hint may be stale: it retries).
     -- ON CONFLICT waits for a concurrent insert of the same key to commit: exactly one run per key.
     INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, request_hash)
-    VALUES (%(id)s, %(wf)s, %(v)s, 'RUNNING', %(input)s::jsonb, %(key)s, %(hash)s)
+    SELECT %(id)s, %(wf)s, %(v)s, 'RUNNING', %(input)s::jsonb, %(key)s, %(hash)s FROM cur WHERE cur.v = %(v)s
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at
 ), s AS (
@@ -219,7 +222,8 @@ WITH r AS (
 ), del AS (
     DELETE FROM outbox WHERE id = ANY(%(delete)s::bigint[])
 )
-SELECT (SELECT created_at FROM r), (SELECT coalesce(json_agg(json_build_array(id, ref)), '[]'::json) FROM ob)
+SELECT (SELECT created_at FROM r), (SELECT coalesce(json_agg(json_build_array(id, ref)), '[]'::json) FROM ob),
+       (SELECT v FROM cur)
 """
 
 
@@ -237,10 +241,17 @@ def _outbox_rows(writes: Writes) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(slots=True)
+class Inserted:
+    created_at: datetime | None  # None: nothing inserted (the key exists, or `version` is not the latest)
+    outbound: list[Outbound]
+    latest_version: int | None  # the workflow's latest version as the statement saw it (None: no workflow)
+
+
 async def insert_run(
     conn: AsyncConnection | Conn, run: dict[str, Any], steps: list[dict[str, Any]], writes: Writes
-) -> tuple[datetime | None, list[Outbound]]:
-    """Create a run, its steps and its first jobs in one statement; (None, []) when the key already exists."""
+) -> Inserted:
+    """Create a run of version run["v"], its steps and its first jobs in one statement."""
     queued = {q["name"]: q for q in writes.queued}
     rows = [
         {
@@ -270,5 +281,5 @@ async def insert_run(
     cur = await (await raw(conn)).execute(_INSERT_RUN, params)
     row = await cur.fetchone()
     assert row is not None
-    created, made = row
-    return created, [Outbound(i, *writes.outbox[ref]) for i, ref in made]
+    created, made, latest = row
+    return Inserted(created, [Outbound(i, *writes.outbox[ref]) for i, ref in made], latest)
