@@ -79,32 +79,44 @@ class PgPool:
     """A few autocommit connections for single-statement writes from the API (a trigger is one statement).
 
     Cheaper than SQLAlchemy's pool and transaction for the busiest endpoint: no checkout bookkeeping,
-    no BEGIN/COMMIT round trips. A connection that failed is dropped and replaced on next use.
+    no BEGIN/COMMIT round trips. When a connection fails, every connection opened before the failure is
+    replaced on its next use (a PostgreSQL restart breaks them all), so one request sees the outage,
+    not one request per pooled connection.
     """
 
     def __init__(self, settings: Settings, size: int = 4) -> None:
         self.settings = settings
-        self._free: asyncio.Queue[Conn | None] = asyncio.Queue()
+        self._free: asyncio.Queue[tuple[Conn, int] | None] = asyncio.Queue()
         for _ in range(size):
             self._free.put_nowait(None)  # a slot, connected on first use
         self._open: set[Conn] = set()
+        self._generation = 0
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
-        conn = await self._free.get()
+        slot = await self._free.get()
+        conn: Conn | None = None
         try:
-            if conn is None or conn.closed:
-                conn = await connect(self.settings, autocommit=True)
-                self._open.add(conn)
+            if slot is not None and (slot[0].closed or slot[1] != self._generation):
+                await self._discard(slot[0])
+                slot = None
+            if slot is None:
+                slot = (await connect(self.settings, autocommit=True), self._generation)
+                self._open.add(slot[0])
+            conn = slot[0]
             yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._generation += 1
             if conn is not None:
-                self._open.discard(conn)
-                await conn.close()
-            conn = None
+                await self._discard(conn)
+            slot = None
             raise
         finally:
-            self._free.put_nowait(conn)
+            self._free.put_nowait(slot)
+
+    async def _discard(self, conn: Conn) -> None:
+        self._open.discard(conn)
+        await conn.close()
 
     async def close(self) -> None:
         for conn in list(self._open):

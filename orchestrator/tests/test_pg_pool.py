@@ -1,0 +1,48 @@
+"""PgPool against the real PostgreSQL: connections reused, and replaced after the server drops them."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from baton_orchestrator.engine.pg import PgPool
+
+
+async def _pid(pool: PgPool) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT pg_backend_pid()")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_connections_are_reused_and_autocommit(settings):
+    pool = PgPool(settings, size=1)
+    try:
+        first = await _pid(pool)
+        assert await _pid(pool) == first
+        async with pool.connection() as conn:
+            assert conn.autocommit
+    finally:
+        await pool.close()
+
+
+async def test_after_the_server_drops_every_connection_only_one_request_fails(settings):
+    # A PostgreSQL restart breaks every pooled connection at once; the first request to notice must
+    # retire the others too, or each stale connection would fail one more request.
+    pool = PgPool(settings, size=3)
+    try:
+        async with pool.connection() as a, pool.connection() as b, pool.connection() as c:
+            pids = []
+            for conn in (a, b, c):
+                row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+                assert row is not None
+                pids.append(int(row[0]))
+        with psycopg.connect(settings.database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        with pytest.raises((psycopg.OperationalError, psycopg.InterfaceError)):
+            await _pid(pool)
+        fresh = {await _pid(pool) for _ in range(4)}
+        assert not fresh & set(pids)
+    finally:
+        await pool.close()
