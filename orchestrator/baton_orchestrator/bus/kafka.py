@@ -15,12 +15,14 @@ log = logging.getLogger("baton.kafka")
 
 def producer(settings: Settings) -> AIOKafkaProducer:
     # acks=all + idempotence: an acknowledged job survives a broker restart and is never duplicated
-    # by the producer's own retries. A small linger lets a batch of dispatches share one request.
+    # by the producer's own retries. No linger: a batch's jobs are appended in one event-loop turn and
+    # share a request anyway, and under load the one request in flight per broker batches the rest;
+    # linger only added its own length to every hop (2 ms: p50 4.3 ms per hop vs 2.3 ms with 0).
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=True,
-        linger_ms=2,
+        linger_ms=0,
         max_batch_size=256 * 1024,
         max_request_size=max(settings.max_payload_bytes * 2, 1_048_576),
         request_timeout_ms=30_000,
