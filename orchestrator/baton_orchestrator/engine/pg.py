@@ -25,9 +25,9 @@ Conn = psycopg.AsyncConnection[Any]
 # 100 rows) against tables whose statistics lag behind their growth. Left alone, the planner picks hash
 # joins over sequential scans, so every batch costs O(table) and latency climbs as runs accumulate
 # (measured: PostgreSQL CPU per step rose 2.8 -> 4.8 ms within 30 s at a constant 100 steps/s). Every
-# hot statement has an index to follow, so the engine's sessions are told to prefer it. Their joins
-# also restrict each table's key with `= ANY(keys)`, which makes one cached (generic) plan right for
-# every batch size; planning the big write statement afresh cost more than executing it (0.6 ms).
+# hot statement has an index to follow, so the engine's sessions are told to prefer it. Their writes
+# find each row by a primary-key lookup per batch row (writes.py), which makes one cached (generic)
+# plan right for every batch size; planning the big write statement afresh cost more than running it.
 INDEX_PLANS = (
     "-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off -c plan_cache_mode=force_generic_plan"
 )

@@ -5,9 +5,13 @@ one statement of data-modifying CTEs applies them: finished attempts, newly queu
 attempts, outbox), run completions, history events, and the deletion of outbox rows already published.
 The cost per batch is one round trip and one commit, whatever its size (DESIGN §10).
 
-Every join against a table also restricts the table's key with `= ANY(<keys>)`: the batch is a
-parameter whose size the planner cannot see, and without that condition a cached plan may walk a whole
-index as the outer side of the join (seen: 192 buffers read to update one run).
+The batch is a parameter whose size the planner cannot see, so no join is left to its choice: each row
+of the batch finds its target with a primary-key lookup in a LATERAL subquery (LIMIT 1 keeps it from
+being flattened into a join) and the UPDATE takes that row by `ctid`. Left to itself, a cached plan
+either walked a whole index as the outer side (192 buffers to update one run) or, given `key = ANY(keys)`,
+compared every batch row with every candidate row (79,000 comparisons for a batch of 122). The rows
+are locked by the applying transaction or guarded by their status, so a row updated concurrently (whose
+ctid then changes) is skipped exactly when the status guard would have skipped it.
 """
 
 from __future__ import annotations
@@ -108,26 +112,34 @@ _FLUSH = """
 WITH fin AS (
     UPDATE steps s SET status = f.status, output = f.output, error = f.error, next_attempt_at = f.next_at,
            deadline = NULL, updated_at = now()
-    FROM json_to_recordset(%(fin)s::json)
-         AS f(run_id uuid, name text, status text, output jsonb, error jsonb, next_at timestamptz)
-    WHERE s.run_id = ANY(%(fin_runs)s::uuid[]) AND s.run_id = f.run_id AND s.name = f.name
+    FROM (SELECT f.*, t.tid
+          FROM json_to_recordset(%(fin)s::json)
+               AS f(run_id uuid, name text, status text, output jsonb, error jsonb, next_at timestamptz)
+          CROSS JOIN LATERAL (SELECT ctid AS tid FROM steps WHERE run_id = f.run_id AND name = f.name LIMIT 1) t
+    ) f
+    WHERE s.ctid = f.tid
     RETURNING 1
 ), fin_attempts AS (
     UPDATE attempts a SET status = f.astatus, output = f.output, error = f.error, worker = f.worker,
            started_at = COALESCE(f.started, a.started_at), finished_at = COALESCE(f.finished, now())
-    FROM json_to_recordset(%(fin)s::json) AS f(job_id text, astatus text, output jsonb, error jsonb, worker jsonb,
-                                               started timestamptz, finished timestamptz)
-    WHERE a.job_id = ANY(%(fin_jobs)s::text[]) AND a.job_id = f.job_id
+    FROM (SELECT f.*, t.tid
+          FROM json_to_recordset(%(fin)s::json) AS f(job_id text, astatus text, output jsonb, error jsonb,
+                                                     worker jsonb, started timestamptz, finished timestamptz)
+          CROSS JOIN LATERAL (SELECT ctid AS tid FROM attempts WHERE job_id = f.job_id LIMIT 1) t
+    ) f
+    WHERE a.ctid = f.tid
     RETURNING 1
 ), q AS (
     -- The status guard makes queueing idempotent: a step already queued or finished is left alone.
     UPDATE steps s SET status = 'QUEUED', attempt = q.attempt, max_attempts = q.max_attempts, job_id = q.job_id,
            input = q.input, deadline = q.deadline, timeout_ms = q.timeout_ms, next_attempt_at = NULL,
            updated_at = now()
-    FROM json_to_recordset(%(queued)s::json) AS q(run_id uuid, name text, attempt int, max_attempts int,
-                                                  job_id text, input jsonb, deadline timestamptz, timeout_ms int)
-    WHERE s.run_id = ANY(%(q_runs)s::uuid[]) AND s.run_id = q.run_id AND s.name = q.name
-      AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED')
+    FROM (SELECT q.*, t.tid
+          FROM json_to_recordset(%(queued)s::json) AS q(run_id uuid, name text, attempt int, max_attempts int,
+                                                        job_id text, input jsonb, deadline timestamptz, timeout_ms int)
+          CROSS JOIN LATERAL (SELECT ctid AS tid FROM steps WHERE run_id = q.run_id AND name = q.name LIMIT 1) t
+    ) q
+    WHERE s.ctid = q.tid AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED')
     RETURNING s.run_id, s.name, s.job_id, s.attempt
 ), q_attempts AS (
     INSERT INTO attempts (job_id, run_id, step, attempt, status) SELECT job_id, run_id, name, attempt, 'QUEUED' FROM q
@@ -143,8 +155,11 @@ WITH fin AS (
     FROM json_to_recordset(%(events)s::json) AS e(run_id uuid, step text, type text, data jsonb)
 ), done AS (
     UPDATE runs r SET status = 'COMPLETED', output = d.output, updated_at = now(), finished_at = now()
-    FROM json_to_recordset(%(done)s::json) AS d(run_id uuid, output jsonb)
-    WHERE r.id = ANY(%(done_runs)s::uuid[]) AND r.id = d.run_id AND r.status = 'RUNNING'
+    FROM (SELECT d.*, t.tid
+          FROM json_to_recordset(%(done)s::json) AS d(run_id uuid, output jsonb)
+          CROSS JOIN LATERAL (SELECT ctid AS tid FROM runs WHERE id = d.run_id LIMIT 1) t
+    ) d
+    WHERE r.ctid = d.tid AND r.status = 'RUNNING'
     RETURNING r.id
 ), del AS (
     DELETE FROM outbox WHERE id = ANY(%(delete)s::bigint[])
@@ -164,14 +179,10 @@ async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outb
         return [], 0
     params = {
         "fin": _dumps(writes.finished),
-        "fin_runs": [f["run_id"] for f in writes.finished],
-        "fin_jobs": [f["job_id"] for f in writes.finished],
         "queued": _dumps(writes.queued),
-        "q_runs": [q["run_id"] for q in writes.queued],
         "outbox": _dumps(_outbox_rows(writes)),
         "events": _dumps(writes.events),
         "done": _dumps(writes.runs_done),
-        "done_runs": [d["run_id"] for d in writes.runs_done],
         "delete": writes.delete_outbox,
     }
     cur = await (await raw(conn)).execute(_FLUSH, params)
