@@ -54,6 +54,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--keep-schema", action="store_true", help="do not drop bench_<ts> (to inspect it)")
     ap.add_argument("--keep-files", action="store_true", help="keep bench/results/tmp-<ts>/ (logs, records)")
     ap.add_argument("--budget", type=float, default=540, help="stop starting new sweep points after this many s")
+    ap.add_argument(
+        "--refine",
+        type=int,
+        default=1,
+        help="extra points between the last sustainable and the first "
+        "unsustainable rate of a ramp (not with explicit --<w>-rates)",
+    )
     args = ap.parse_args(argv)
     quick = args.quick
     args.warmup = args.warmup if args.warmup is not None else (2 if quick else 3)

@@ -119,15 +119,31 @@ class Bench:
         wl = self.wl[name]
         meas = self.args.w3_measure if name == "W3" else self.args.measure
         p: dict[str, Any] | None = None
+        good: float | None = None
         for rate in rates(self.args, name):
             p = await self.point(wl, rate, self.args.warmup, meas)
             self.points.append(p)
             self.log(point_line(p))
             if not p["sustainable"]:
                 break
+            good = rate
             if time.time() - self.started > self.args.budget:
                 self.notes.append(f"{name} sweep stopped by the time budget ({self.args.budget:.0f} s)")
                 break
+        explicit = getattr(self.args, f"{name.lower()}_rates")
+        bad = p["target_wf_per_s"] if p is not None and not p["sustainable"] else None
+        for _ in range(0 if explicit or name == "W3" else self.args.refine):
+            # The ramp's steps are coarse (x1.4-1.5): probe between the last sustainable and the first
+            # unsustainable rate, so the reported throughput is not an artefact of where a step landed.
+            if p is None or good is None or bad is None or time.time() - self.started > self.args.budget:
+                break
+            if not p["drained"]:
+                await self.db.drain(list(self.accepted), 60)
+            mid = round((good * bad) ** 0.5, 1)
+            p = await self.point(wl, mid, self.args.warmup, meas)
+            self.points.append(p)
+            self.log(point_line(p) + " (refinement)")
+            good, bad = (mid, bad) if p["sustainable"] else (good, mid)
         if p is not None and not p["drained"]:  # let a saturated point's backlog go before the next workload
             await self.db.drain(list(self.accepted), 60)
 
