@@ -72,3 +72,17 @@ def test_encoded_job_matches_the_job_schema_and_round_trips_unicode():
 @pytest.mark.parametrize("case", VECTORS["jobs"]["valid"], ids=lambda c: c["name"])
 def test_job_vectors_are_valid_under_the_schema(case):
     schema("job").validate(json.loads(case["raw"]))
+
+
+def test_job_producer_partitioner_places_keys_like_java_murmur2_and_memoises():
+    import uuid
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from baton_orchestrator.bus.kafka import _KeyPartitioner
+
+    mine, reference = _KeyPartitioner(), DefaultPartitioner()
+    for n in (1, 6, 12):
+        parts = list(range(n))
+        for key in [str(uuid.uuid4()).encode() for _ in range(200)]:
+            assert mine(key, parts, parts) == reference(key, parts, parts) == mine(key, parts, parts)

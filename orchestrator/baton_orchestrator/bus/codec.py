@@ -33,7 +33,10 @@ class Result:
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds and Z (isoformat, not strftime: this runs twice per job)."""
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import random
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from ..settings import Settings
 
@@ -26,6 +28,7 @@ def producer(settings: Settings) -> AIOKafkaProducer:
         max_batch_size=256 * 1024,
         max_request_size=max(settings.max_payload_bytes * 2, 1_048_576),
         request_timeout_ms=30_000,
+        partitioner=_KeyPartitioner(),
     )
 
 
@@ -92,3 +95,26 @@ class Topics:
         assert self._admin is not None
         await self._admin.describe_cluster()
         return True
+
+
+class _KeyPartitioner:
+    """aiokafka's default partitioner (Java's murmur2, as every Baton producer uses), memoised per key.
+
+    murmur2 is pure Python in aiokafka (≈ 13 µs a key here) and all messages of a run share its key.
+    """
+
+    _MAX = 65_536
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[bytes, int], int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)
+        n = len(all_partitions)
+        index = self._memo.get((key, n))
+        if index is None:
+            if len(self._memo) >= self._MAX:
+                self._memo.clear()
+            index = self._memo[(key, n)] = (murmur2(key) & 0x7FFFFFFF) % n
+        return all_partitions[index]

@@ -161,12 +161,14 @@ class ResultsLoop:
 
 
 def record_applied(metrics: Metrics, applied: Applied) -> None:
+    completed = 0
     for outcome, _ in applied.applied:
         if outcome.status == "COMPLETED":
-            metrics.steps_completed.inc()
+            completed += 1
             _observe_duration(metrics, outcome)
-        else:
-            metrics.steps_failed.inc()
+    # One increment per batch: each is a lock round in prometheus_client.
+    metrics.steps_completed.inc(completed)
+    metrics.steps_failed.inc(len(applied.applied) - completed)
     metrics.results_ignored.inc(len(applied.ignored))
     metrics.retries.inc(applied.retries)
     metrics.dead_letters.inc(applied.dead_letters)
