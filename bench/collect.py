@@ -123,18 +123,23 @@ class Window:
 
 
 async def sample_window(groups: Groups, db: Db, peak_pss: dict[str, int], tw0: float, tw1: float) -> Window:
-    """Snapshots at tw0 and tw1; in between, once a second, the largest PSS per group goes into `peak_pss`."""
+    """Snapshots at tw0 and tw1; in between, once a second, the largest PSS per group goes into `peak_pss`.
+
+    Snapshots run in a thread: one takes ~60 ms (the broker JVM's smaps alone ~35 ms), and this event loop
+    is also the load generator's, so sampling inline delayed every arrival behind it once a second (bursty
+    load, and latency measured from the schedule that was really the harness's own stall).
+    """
     await asyncio.sleep(max(0.0, tw0 - time.time()))
-    commits0 = db.pg_commits()
-    a = snapshot(groups)
+    commits0 = await asyncio.to_thread(db.pg_commits)
+    a = await asyncio.to_thread(snapshot, groups)
     while time.time() < tw1 - 1.0:
         await asyncio.sleep(1.0)
-        s = snapshot(groups)
+        s = await asyncio.to_thread(snapshot, groups)
         for k, v in s.rss_kb.items():
             peak_pss[k] = max(peak_pss.get(k, 0), v)
     await asyncio.sleep(max(0.0, tw1 - time.time()))
-    b = snapshot(groups)
-    commits1 = db.pg_commits()
+    b = await asyncio.to_thread(snapshot, groups)
+    commits1 = await asyncio.to_thread(db.pg_commits)
     for k, v in b.rss_kb.items():
         peak_pss[k] = max(peak_pss.get(k, 0), v)
     return Window(a, b, commits0, commits1)
