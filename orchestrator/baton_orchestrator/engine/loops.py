@@ -195,19 +195,27 @@ async def extend_deadlines(conn: Conn, beats: list[Result]) -> None:
             for b in beats
         ]
     ).decode()
-    await conn.execute(_HEARTBEATS, (doc, [b.run_id for b in beats], doc, [b.job_id for b in beats]))
+    await conn.execute(_HEARTBEATS, {"beats": doc})
 
 
+# Rows found as in writes.py's batch statement: a LATERAL primary-key lookup per beat, updated by ctid.
 _HEARTBEATS = """
 WITH s AS (
     UPDATE steps s SET status = 'RUNNING', updated_at = now(), deadline = now() + s.timeout_ms * interval '1 ms'
-    FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
-    WHERE s.run_id = ANY(%s::uuid[]) AND s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id
-      AND s.status IN ('QUEUED', 'RUNNING')
+    FROM (SELECT t.tid
+          FROM json_to_recordset(%(beats)s::json) AS x(run_id uuid, name text, job_id text)
+          CROSS JOIN LATERAL (
+              SELECT ctid AS tid FROM steps WHERE run_id = x.run_id AND name = x.name AND job_id = x.job_id LIMIT 1
+          ) t
+    ) x
+    WHERE s.ctid = x.tid AND s.status IN ('QUEUED', 'RUNNING')
 )
 UPDATE attempts a SET status = 'RUNNING', worker = x.worker, started_at = COALESCE(a.started_at, x.started, now())
-FROM json_to_recordset(%s::json) AS x(job_id text, worker jsonb, started timestamptz)
-WHERE a.job_id = ANY(%s::text[]) AND a.job_id = x.job_id AND a.status IN ('QUEUED', 'RUNNING')
+FROM (SELECT x.worker, x.started, t.tid
+      FROM json_to_recordset(%(beats)s::json) AS x(job_id text, worker jsonb, started timestamptz)
+      CROSS JOIN LATERAL (SELECT ctid AS tid FROM attempts WHERE job_id = x.job_id LIMIT 1) t
+) x
+WHERE a.ctid = x.tid AND a.status IN ('QUEUED', 'RUNNING')
 """
 
 
