@@ -74,7 +74,7 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
         cached = await _idem_get(core, workflow_id, key)
         if cached:
             return _replay(cached["hash"], digest, cached["body"])
-    input_json = orjson.dumps(run_input).decode()
+    run: dict[str, Any] = {"wf": workflow_id, "input": orjson.dumps(run_input).decode(), "key": key, "hash": digest}
     # The latest version is a hint from memory; the insert itself checks it (one round trip per trigger)
     # and answers with the real latest when a newer version was defined meanwhile, e.g. by another replica.
     version = core.definitions.latest.get(workflow_id)
@@ -84,8 +84,8 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
                 version = await core.definitions.latest_version(conn, workflow_id)
             if version is None:
                 raise ServiceError(404, "workflow_not_found", f"workflow {workflow_id!r} does not exist")
-            run_id = str(uuid.uuid4())
-            inserted = await _insert(core, conn, workflow_id, version, run_id, run_input, input_json, key, digest)
+            run.update(id=str(uuid.uuid4()), v=version)
+            inserted = await _insert(core, conn, run, run_input)
             if inserted.latest_version == version:
                 break
             version = core.definitions.saw_latest(workflow_id, inserted.latest_version)
@@ -98,7 +98,7 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
     core.publisher.publish_soon(inserted.outbound)
     core.metrics.runs_triggered.inc()
     core.metrics.steps_dispatched.inc(len(inserted.outbound))
-    body = trigger_body(run_id, workflow_id, version, key, inserted.created_at)
+    body = trigger_body(run["id"], workflow_id, version, key, inserted.created_at)
     if key:
         await _idem_set(core, workflow_id, key, digest, body)
     return 201, body
@@ -107,17 +107,9 @@ async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None)
 _STALE_RETRIES = 5
 
 
-async def _insert(
-    core: Core,
-    conn: Conn,
-    workflow_id: str,
-    version: int,
-    run_id: str,
-    run_input: Any,
-    input_json: str,
-    key: str | None,
-    digest: str,
-) -> Inserted:
+async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -> Inserted:
+    """The run row `run` (insert_run's parameters) with its steps and first jobs, in one statement."""
+    run_id, workflow_id, version = run["id"], run["wf"], run["v"]
     wf = await core.definitions.get(conn, workflow_id, version)
     writes = Writes(delete_outbox=core.publisher.take_published())
     now = now_utc()
@@ -139,7 +131,6 @@ async def _insert(
                 now,
             )
     writes.event(run_id, None, "run_started", {"workflow_version": version})
-    run = {"id": run_id, "wf": workflow_id, "v": version, "input": input_json, "key": key, "hash": digest}
     try:
         return await insert_run(conn, run, _step_rows(wf), writes)
     except BaseException:
