@@ -84,12 +84,14 @@ export class KafkaScope {
     await this.admin.createTopics({ topics: suffixes.map((s) => this.topic(s)), partitions, replicas: 1 })
   }
 
-  async produce (suffix: string, values: Array<string | object>, headers?: Record<string, string>): Promise<void> {
-    const messages = values.map((v) => {
+  /** Keyed by run_id like the orchestrator; `partitionOf(i)` places message i explicitly instead. */
+  async produce (suffix: string, values: Array<string | object>, headers?: Record<string, string>, partitionOf?: (i: number) => number): Promise<void> {
+    const messages = values.map((v, i) => {
       const value = typeof v === 'string' ? v : JSON.stringify(v)
       const runId = typeof v === 'object' && 'run_id' in v ? String(v.run_id) : 'raw'
       const h = new Map(Object.entries(headers ?? {}).map(([k, x]) => [Buffer.from(k), Buffer.from(x)]))
-      return { topic: this.topic(suffix), key: Buffer.from(runId), value: Buffer.from(value), headers: h }
+      const partition = partitionOf?.(i)
+      return { topic: this.topic(suffix), key: Buffer.from(runId), value: Buffer.from(value), headers: h, ...(partition === undefined ? {} : { partition }) }
     })
     await this.producer.send({ messages })
   }
