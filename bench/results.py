@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -89,6 +90,7 @@ def grep_kwargs(path: Path, func: str) -> dict[str, str]:
 def _harness_knobs(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "mode": "quick" if args.quick else "full",
+        "orchestrator_processes": args.orchestrator,
         "workers": args.workers,
         "worker_concurrency": args.concurrency,
         "warmup_s": args.warmup,
@@ -97,7 +99,7 @@ def _harness_knobs(args: argparse.Namespace) -> dict[str, Any]:
         "drain_timeout_s": args.drain,
         "arrivals": "open loop, evenly spaced, HTTP POST /workflow/{id}/trigger (no Idempotency-Key)",
         "loadgen": f"bench/loadgen.py raw HTTP/1.1, {args.connections} keep-alive connections, in-flight cap "
-        f"{args.inflight_cap}",
+        f"{args.inflight_cap}, event loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}",
         "payload": "~200 B JSON run input; every step returns ~200 B JSON",
         "sustainable_if": "arrivals >= 95% of target, no trigger errors, backlog growth <= max(3, 5% of "
         "window arrivals), e2e p99 < 1 s, drained",

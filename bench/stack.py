@@ -122,6 +122,8 @@ class Stack:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.procs: list[Managed] = []
         self.orch: Managed | None = None
+        self.engine: Managed | None = None  # --orchestrator split: the engine's own process
+        self.engine_port = 0
         self.orch_env: dict[str, str] = {}
         self.port = 0
 
@@ -148,8 +150,18 @@ class Stack:
             records.files.append(rec)
         return out
 
-    def start_orchestrator(self) -> Managed:
+    def start_orchestrator(self, role: str = "all") -> Managed:
+        """`baton server`; with role "api" the engine is started later by start_engine."""
         self.port = free_port()
+        self.orch = self._server("orchestrator", role, self.port)
+        return self.orch
+
+    def start_engine(self) -> Managed:
+        self.engine_port = free_port()
+        self.engine = self._server("engine", "engine", self.engine_port)
+        return self.engine
+
+    def _server(self, name: str, role: str, port: int) -> Managed:
         env = {
             **self.env,
             "BATON_DATABASE_SCHEMA": self.schema,
@@ -159,10 +171,10 @@ class Stack:
             "BATON_LOG_LEVEL": "WARNING",
         }
         self.orch_env = {k: v for k, v in env.items() if k.startswith("BATON_") and "URL" not in k}
-        argv = [str(VENV_BIN / "baton"), "server", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.orch = Managed("orchestrator", argv, env, self.tmp / "orchestrator.log", cwd=str(ROOT))
-        self.procs.append(self.orch)
-        return self.orch
+        argv = [str(VENV_BIN / "baton"), "server", "--host", "127.0.0.1", "--port", str(port), "--role", role]
+        proc = Managed(name, argv, env, self.tmp / f"{name}.log", cwd=str(ROOT))
+        self.procs.append(proc)
+        return proc
 
     def start_t0_engine(self, prefix: str) -> Managed:
         env = {**self.env, "BATON_TOPIC_PREFIX": prefix}
@@ -170,12 +182,13 @@ class Stack:
         self.procs.append(eng)
         return eng
 
-    async def wait_health(self, client: httpx.AsyncClient, timeout: float = 90) -> None:
+    async def wait_health(self, client: httpx.AsyncClient, timeout: float = 90, proc: Managed | None = None) -> None:
         deadline = time.time() + timeout
+        proc = proc or self.orch
+        assert proc is not None
         while time.time() < deadline:
-            assert self.orch is not None
-            if not self.orch.alive():
-                raise RuntimeError(f"orchestrator exited:\n{self.orch.tail()}")
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
             try:
                 r = await client.get("/health", timeout=2)
                 if r.status_code == 200:
@@ -183,7 +196,7 @@ class Stack:
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.3)
-        raise RuntimeError("orchestrator not healthy in time")
+        raise RuntimeError(f"{proc.name} not healthy in time")
 
     # ------------------------------------------------------------ cleanup
 

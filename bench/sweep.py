@@ -100,6 +100,11 @@ class Bench:
         assert orch is not None
         self.db.connect()
         self.groups.orchestrator = [orch.pid]
+        if self.args.orchestrator == "split":
+            engine = self.stack.start_engine()
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.stack.engine_port}") as probe_engine:
+                await self.stack.wait_health(probe_engine, proc=engine)
+            self.groups.orchestrator.append(engine.pid)
         for wl in self.wl.values():
             r = await client.post("/workflow", json={"id": wl.wf_id, "steps": wl.steps})
             if r.status_code != 201:
@@ -163,7 +168,7 @@ class Bench:
         if not any(w in todo for w in ("W1", "W2", "W3")):
             return
         self.log(f"starting orchestrator (schema {self.stack.schema}, topic prefix {self.stack.prefix})")
-        self.stack.start_orchestrator()
+        self.stack.start_orchestrator("api" if self.args.orchestrator == "split" else "all")
         n = self.args.connections
         limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
         base_url = f"http://127.0.0.1:{self.stack.port}"
