@@ -29,7 +29,8 @@ async def t0_sweep(bench: Bench) -> None:
     if "ready" not in line:
         raise RuntimeError(f"t0 engine did not start:\n{eng.tail()}")
     bench.groups.orchestrator, bench.groups.workers = [eng.pid], [w.pid for w in workers]
-    # Warm-up: the worker joins its group; wait for a few runs to go through.
+    await bench.stack.wait_group_stable(f"{prefix}workers", len(workers))
+    # Warm-up: a few runs through the whole loop.
     await run_point(bench, eng, 5, 0, 3, 0, probe=True)
     for rate in rates(bench.args, "T0"):
         p = await run_point(bench, eng, rate, bench.args.warmup, bench.args.measure, bench.args.drain)
