@@ -224,8 +224,8 @@ class Stack:
         except Exception as exc:
             notes.append(f"redis cleanup: {exc}")
 
-    async def wait_group_stable(self, group: str, members: int, timeout: float = 120) -> float:
-        """Wait until `group` is Stable with `members` members; returns the seconds waited.
+    async def wait_group_stable(self, group: str, workers: list[Managed], timeout: float = 120) -> float:
+        """Wait until `group` is Stable with one member per process of `workers`; returns the seconds waited.
 
         Workers that join while jobs are in flight rebalance the group, and a job running on a revoked
         partition is run again by its new owner (at-least-once; the engine records one result). So the
@@ -238,16 +238,16 @@ class Stack:
         await asyncio.wait_for(admin.start(), 15)
         try:
             while time.monotonic() - t0 < timeout:
-                for proc in self.procs:
+                for proc in workers:
                     if not proc.alive():
                         raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
                 desc = (await admin.describe_consumer_groups([group]))[0].groups[0]
-                if desc[2] == "Stable" and len(desc[5]) == members:
+                if desc[2] == "Stable" and len(desc[5]) == len(workers):
                     return time.monotonic() - t0
                 await asyncio.sleep(0.25)
         finally:
             await admin.close()
-        raise RuntimeError(f"consumer group {group} not stable with {members} members within {timeout:g}s")
+        raise RuntimeError(f"consumer group {group} not stable with {len(workers)} members within {timeout:g}s")
 
     async def _delete_topics(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient

@@ -111,7 +111,7 @@ class Bench:
                 raise RuntimeError(f"define {wl.wf_id}: {r.status_code} {r.text}")
         workers = self.stack.start_workers(self.stack.prefix, "baton", self.records)
         self.groups.workers = [w.pid for w in workers]
-        waited = await self.stack.wait_group_stable(f"{self.stack.prefix}workers", len(workers))
+        waited = await self.stack.wait_group_stable(f"{self.stack.prefix}workers", workers)
         self.log(f"workers: {self.args.workers}; group stable after {waited:.1f} s; warming up")
         probe = await self.trigger(self.wl["W1"].wf_id, 5, time.time(), 0.6)
         ok, _ = await self.db.drain([t.run_id for t in probe if t.run_id], 90)

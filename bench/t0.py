@@ -29,7 +29,7 @@ async def t0_sweep(bench: Bench) -> None:
     if "ready" not in line:
         raise RuntimeError(f"t0 engine did not start:\n{eng.tail()}")
     bench.groups.orchestrator, bench.groups.workers = [eng.pid], [w.pid for w in workers]
-    await bench.stack.wait_group_stable(f"{prefix}workers", len(workers))
+    await bench.stack.wait_group_stable(f"{prefix}workers", workers)
     # Warm-up: a few runs through the whole loop.
     await run_point(bench, eng, 5, 0, 3, 0, probe=True)
     for rate in rates(bench.args, "T0"):
