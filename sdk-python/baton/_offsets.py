@@ -4,6 +4,7 @@ committing them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Collection, Hashable, Iterable
@@ -15,6 +16,7 @@ log = logging.getLogger("baton")
 
 TopicPartition = Hashable  # aiokafka's (topic, partition) named tuple; any hashable key works
 _COMMIT_INTERVAL_S = 0.05  # at most one offset commit per interval; commits batch up meanwhile
+_REVOKE_WAIT_S = 5.0  # how long a rebalance may wait for the jobs in flight on revoked partitions
 
 
 class _Partition:
@@ -77,23 +79,29 @@ class OffsetTracker:
             if part is not None:
                 part.live = False
 
-    def unfinished(self) -> int:
-        return sum(len(p.pending) for p in self._parts.values())
+    def unfinished(self, partitions: Iterable[TopicPartition] | None = None) -> int:
+        """Jobs fetched and not yet acknowledged: all of them, or those of `partitions`."""
+        if partitions is None:
+            return sum(len(p.pending) for p in self._parts.values())
+        return sum(len(p.pending) for tp in partitions if (p := self._parts.get(tp)) is not None)
 
 
 class Committer(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commits what the tracker allows, in batches; the consumer's rebalance listener too."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, revoke_wait: float = _REVOKE_WAIT_S) -> None:
         self._consumer = consumer
+        self._revoke_wait = revoke_wait
         self.tracker = OffsetTracker()
         self._wanted = asyncio.Event()
+        self._progress = asyncio.Event()  # a job was acknowledged (a revocation may be waiting for it)
         self._lock = asyncio.Lock()  # one commit at a time: the loop, a revocation, the final one
 
     def finished(self, ticket: Ticket) -> None:
         """A record's result (or dead letter) was acknowledged by Kafka."""
         ticket.done()
         self._wanted.set()
+        self._progress.set()
 
     async def loop(self) -> None:
         while True:
@@ -119,8 +127,17 @@ class Committer(ConsumerRebalanceListener):  # type: ignore[misc]
             self.tracker.mark_committed(offsets)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Commit what is done while we still own the partitions, then stop committing for them:
-        # their next owner starts from here. Jobs still running on them are finished and sent anyway.
+        # Let the jobs in flight on these partitions finish first, so their offsets are committed while
+        # we still own the partitions and their next owner does not run them again. Bounded: the classic
+        # protocol revokes every partition of every member at each rebalance, so a slow job would hold up
+        # the whole group; one still running at the bound is finished and sent anyway, and run again by
+        # the next owner (its result is deduplicated by the engine).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._revoke_wait
+        while self.tracker.unfinished(revoked) and (remaining := deadline - loop.time()) > 0:
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), remaining)
         await self.commit(revoked)
         self.tracker.forget(revoked)
 

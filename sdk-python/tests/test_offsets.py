@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from baton._offsets import OffsetTracker
+import asyncio
+import time
+
+from baton._offsets import Committer, OffsetTracker
 
 
 def test_nothing_is_committable_when_the_first_job_is_unfinished() -> None:
@@ -44,3 +47,49 @@ def test_late_acknowledgement_is_ignored_when_the_partition_was_revoked() -> Non
     assert tracker.committable() == {}
     fresh.done()
     assert tracker.committable() == {"p0": 4}
+
+
+class _Consumer:
+    """The two calls the Committer makes on aiokafka's consumer."""
+
+    def __init__(self, assigned: set[str]) -> None:
+        self.assigned, self.commits = assigned, []  # type: ignore[var-annotated]
+
+    def assignment(self) -> set[str]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+async def test_revocation_waits_for_the_jobs_in_flight_then_commits_past_them() -> None:
+    consumer = _Consumer({"p0", "p1"})
+    committer = Committer(consumer)
+    running = committer.tracker.track("p0", 7)
+    elsewhere = committer.tracker.track("p1", 3)  # not revoked: never waited for
+
+    async def finish_soon() -> None:
+        await asyncio.sleep(0.05)
+        committer.finished(running)
+
+    finisher = asyncio.create_task(finish_soon())
+    started = time.monotonic()
+    await committer.on_partitions_revoked({"p0"})
+    await finisher
+    assert 0.04 <= time.monotonic() - started < 1.0
+    assert consumer.commits == [{"p0": 8}]  # the next owner starts after the finished job
+    elsewhere.done()
+    assert committer.tracker.committable() == {"p1": 4}
+
+
+async def test_revocation_gives_up_waiting_at_the_bound() -> None:
+    consumer = _Consumer({"p0"})
+    committer = Committer(consumer, revoke_wait=0.1)
+    committer.tracker.track("p0", 0).done()
+    stuck = committer.tracker.track("p0", 1)
+    started = time.monotonic()
+    await committer.on_partitions_revoked({"p0"})
+    assert 0.09 <= time.monotonic() - started < 1.0
+    assert consumer.commits == [{"p0": 1}]  # up to the unfinished job, which the next owner runs again
+    committer.finished(stuck)  # a late acknowledgement for a partition we no longer own
+    assert committer.tracker.committable() == {}

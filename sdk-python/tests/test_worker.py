@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,33 @@ async def test_unfinished_job_stays_uncommitted_and_runs_again_when_drain_times_
     assert (await second.run_until_idle(timeout=30)).completed == 1
     [result] = await kit.results(1)
     assert (result["job_id"], result["output"]) == (job["job_id"], "second time")
+
+
+async def test_jobs_in_flight_are_not_run_again_when_a_second_worker_joins_the_group(kit: Any) -> None:
+    """A rebalance waits for the jobs running on revoked partitions, so their next owner skips them."""
+    await kit.create_topics("slow", partitions=4)
+    calls: Counter[str] = Counter()
+
+    async def slow(payload: Any, ctx: JobContext) -> Any:
+        calls[ctx.job_id] += 1
+        await asyncio.sleep(0.5)
+        return payload
+
+    first, second = Worker(concurrency=8, settings=kit.settings()), Worker(concurrency=8, settings=kit.settings())
+    first.register("slow", slow)
+    second.register("slow", slow)
+    jobs = [kit.job("slow", i) for i in range(48)]  # one run id each: spread over the 4 partitions
+    for job in jobs:
+        await kit.send_job(job)
+    async with first:
+        await kit.eventually(lambda: _true(len(calls) >= 8), 20)  # the first worker has 8 jobs in flight
+        async with second:  # joining rebalances the group while they run
+            results = await kit.results(len(jobs), timeout=40)
+            await asyncio.sleep(1.0)  # a job run again would be running now
+    assert sorted(r["job_id"] for r in results) == sorted(j["job_id"] for j in jobs)
+    assert set(calls) == {j["job_id"] for j in jobs}
+    assert [job for job, n in calls.items() if n > 1] == []
+
+
+async def _true(value: bool) -> bool:
+    return value
