@@ -129,6 +129,41 @@ class WorkerGroupTest {
     }
   }
 
+  @Test
+  void shouldNotRerunJobsInFlightWhenTheirPartitionsMoveToAJoiningWorker() throws Exception {
+    kafka.createJobTopics(4, "slow");
+    TestKafka.Reader results = kafka.reader("results");
+    AtomicInteger runs = new AtomicInteger();
+    CountDownLatch started = new CountDownLatch(4);
+    JobHandler slowJob = payload -> {
+      runs.incrementAndGet();
+      started.countDown();
+      Thread.sleep(2000);
+      return "done " + payload;
+    };
+    try (Worker first = kafka.worker().build(); Worker second = kafka.worker().build()) {
+      first.register("slow", slowJob);
+      second.register("slow", slowJob);
+      first.startAsync();
+      awaitStableGroup(1);
+      for (int i = 0; i < 4; i++) {
+        kafka.sendJob("slow", "moving-" + i, Integer.toString(i));
+      }
+      assertThat(started.await(30, TimeUnit.SECONDS)).isTrue();
+      // The second worker takes half of the partitions while all four jobs run on the first: the
+      // rebalance waits for them, so the partitions move with their offsets committed past those jobs.
+      second.startAsync();
+      awaitStableGroup(2);
+
+      List<JsonNode> got = results.awaitJson(4, WAIT);
+      Thread.sleep(2500); // a rerun would have started when the partitions moved, and finished by now
+      assertThat(got).extracting(r -> r.get("job_id").asText())
+          .containsExactlyInAnyOrder("moving-0", "moving-1", "moving-2", "moving-3");
+      assertThat(runs.get()).as("handler runs").isEqualTo(4);
+      assertThat(results.awaitJson(4, WAIT)).hasSize(4);
+    }
+  }
+
   private void awaitStableGroup(int members) {
     await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).ignoreExceptions().until(() -> {
       ConsumerGroupDescription group = kafka.admin.describeConsumerGroups(List.of(kafka.group))

@@ -30,6 +30,8 @@ final class ConsumerLoop implements Runnable {
   private static final Duration POLL = Duration.ofMillis(100);
   private static final long COMMIT_EVERY_MS = 100;
   private static final long IDLE_CHECK_EVERY_MS = 100;
+  // How long a rebalance may wait for the jobs running on revoked partitions (the Python SDK's bound too).
+  private static final Duration REVOKE_WAIT = Duration.ofSeconds(5);
 
   private final Consumer<byte[], byte[]> consumer;
   private final Collection<String> topics;
@@ -43,6 +45,7 @@ final class ConsumerLoop implements Runnable {
   private final ArrayDeque<ConsumerRecord<byte[], byte[]>> buffer = new ArrayDeque<>();
   private final CountDownLatch finished = new CountDownLatch(1);
   private volatile boolean stopRequested;
+  private boolean draining;
   private int outstanding; // dispatched jobs whose result is not acknowledged yet
   private boolean assigned;
   // Revoked but not yet known to have moved: the classic protocol's eager rebalancing revokes every
@@ -200,6 +203,7 @@ final class ConsumerLoop implements Runnable {
 
   /** Graceful stop: start nothing new, wait for running jobs' results, then commit what they freed. */
   private void drain() throws InterruptedException {
+    draining = true;
     buffer.clear(); // never started: left uncommitted, so the group delivers them again
     long deadline = System.nanoTime() + settings.drainTimeout().toNanos();
     while (outstanding > 0 && System.nanoTime() < deadline) {
@@ -246,9 +250,14 @@ final class ConsumerLoop implements Runnable {
 
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
-      // Commit what is finished while we still own it; in-flight results are still sent, but if the
-      // partition moves, their offsets belong to the next owner, which may run those jobs again
-      // (at-least-once).
+      // Let the jobs running on these partitions finish first (bounded), so their offsets are committed
+      // while we still own them and a partition's next owner does not run them again. The eager protocol
+      // revokes every partition at each rebalance, so the bound caps how long a slow job holds up the
+      // group; a job still running then is finished and sent anyway, and may run again on the next owner
+      // (at-least-once). A draining worker has waited for its jobs already.
+      if (!stopRequested && !draining) {
+        awaitJobsRunningOn(partitions);
+      }
       Map<TopicPartition, OffsetAndMetadata> offsets = tracker.committable(partitions);
       if (!offsets.isEmpty()) {
         try {
@@ -259,6 +268,31 @@ final class ConsumerLoop implements Runnable {
         }
       }
       revokedPending.addAll(partitions);
+    }
+
+    private void awaitJobsRunningOn(Collection<TopicPartition> partitions) {
+      long deadline = System.nanoTime() + REVOKE_WAIT.toNanos();
+      try {
+        while (runningOn(partitions) > 0 && System.nanoTime() < deadline) {
+          Event event = events.poll(20, TimeUnit.MILLISECONDS);
+          if (event != null) {
+            apply(event);
+          }
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    /** Jobs of {@code partitions} started and not yet acknowledged (buffered ones have not started). */
+    private int runningOn(Collection<TopicPartition> partitions) {
+      int buffered = 0;
+      for (ConsumerRecord<byte[], byte[]> record : buffer) {
+        if (partitions.contains(new TopicPartition(record.topic(), record.partition()))) {
+          buffered++;
+        }
+      }
+      return tracker.pending(partitions) - buffered;
     }
 
     @Override

@@ -64,6 +64,16 @@ final class OffsetTracker {
     });
   }
 
+  /** Records polled from {@code which} and not yet done. */
+  int pending(Collection<TopicPartition> which) {
+    int count = 0;
+    for (TopicPartition partition : which) {
+      PartitionState state = partitions.get(partition);
+      count += state == null ? 0 : state.pending.size();
+    }
+    return count;
+  }
+
   /** The offset after the last record polled from {@code partition}, or -1 when none was. */
   long next(TopicPartition partition) {
     PartitionState state = partitions.get(partition);
