@@ -113,6 +113,7 @@ def markdown(r: dict[str, Any]) -> str:
                 "lost",
                 "duplicated",
                 "stuck",
+                "w1_steps_per_s_dispatch_p99_le_50ms",
             )
         ),
         "",

@@ -37,6 +37,9 @@ def headline(points: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, Any]:
     w3 = next((p for p in points if p["workload"] == "W3"), None)
     t0 = best(points, "T0")
     w2 = best(points, "W2")
+    # The first bar pairs throughput with latency: the best sustainable W1 point whose dispatch p99
+    # is at most 50 ms (the headline point above is judged on e2e p99 < 1 s only).
+    tight = [p for p in points if p["workload"] == "W1" and p["sustainable"] and _p99(p) <= 50]
     return {
         "w1_steps_per_s": w1["steps_per_s"] if w1 and w1_ok else 0,
         "w1_dispatch_p50_ms": w1["dispatch_ms"]["p50"] if w1 else None,
@@ -53,7 +56,13 @@ def headline(points: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, Any]:
         "w2_steps_per_s": w2["steps_per_s"] if w2 else None,
         "t0_steps_per_s": t0["steps_per_s"] if t0 else None,
         "t0_dispatch_p50_ms": t0["dispatch_ms"]["p50"] if t0 else None,
+        "w1_steps_per_s_dispatch_p99_le_50ms": max((p["steps_per_s"] for p in tight), default=0),
     }
+
+
+def _p99(point: dict[str, Any]) -> float:
+    p99 = (point.get("dispatch_ms") or {}).get("p99")
+    return float("inf") if p99 is None else float(p99)
 
 
 def git_state() -> dict[str, Any]:
