@@ -122,8 +122,7 @@ class Stack:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.procs: list[Managed] = []
         self.orch: Managed | None = None
-        self.engine: Managed | None = None  # --orchestrator split: the engine's own process
-        self.engine_port = 0
+        self.engine_port = 0  # --orchestrator split: the engine process's HTTP port
         self.orch_env: dict[str, str] = {}
         self.port = 0
 
@@ -158,8 +157,7 @@ class Stack:
 
     def start_engine(self) -> Managed:
         self.engine_port = free_port()
-        self.engine = self._server("engine", "engine", self.engine_port)
-        return self.engine
+        return self._server("engine", "engine", self.engine_port)
 
     def _server(self, name: str, role: str, port: int) -> Managed:
         env = {

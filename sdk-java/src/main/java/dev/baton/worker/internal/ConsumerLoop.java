@@ -12,6 +12,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -135,6 +136,17 @@ final class ConsumerLoop implements Runnable {
     }
   }
 
+  /** Applies acknowledgements as they come until {@code done} holds or {@code bound} has passed. */
+  private void applyEventsUntil(BooleanSupplier done, Duration bound) throws InterruptedException {
+    long deadline = System.nanoTime() + bound.toNanos();
+    while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+      Event event = events.poll(20, TimeUnit.MILLISECONDS);
+      if (event != null) {
+        apply(event);
+      }
+    }
+  }
+
   private void applyEvents() {
     Event event;
     while ((event = events.poll()) != null) {
@@ -205,13 +217,7 @@ final class ConsumerLoop implements Runnable {
   private void drain() throws InterruptedException {
     draining = true;
     buffer.clear(); // never started: left uncommitted, so the group delivers them again
-    long deadline = System.nanoTime() + settings.drainTimeout().toNanos();
-    while (outstanding > 0 && System.nanoTime() < deadline) {
-      Event event = events.poll(50, TimeUnit.MILLISECONDS);
-      if (event != null) {
-        apply(event);
-      }
-    }
+    applyEventsUntil(() -> outstanding == 0, settings.drainTimeout());
     applyEvents();
     if (outstanding > 0) {
       LOG.warn("{} jobs still running after the drain timeout of {}; they stay uncommitted",
@@ -271,14 +277,8 @@ final class ConsumerLoop implements Runnable {
     }
 
     private void awaitJobsRunningOn(Collection<TopicPartition> partitions) {
-      long deadline = System.nanoTime() + REVOKE_WAIT.toNanos();
       try {
-        while (runningOn(partitions) > 0 && System.nanoTime() < deadline) {
-          Event event = events.poll(20, TimeUnit.MILLISECONDS);
-          if (event != null) {
-            apply(event);
-          }
-        }
+        applyEventsUntil(() -> runningOn(partitions) == 0, REVOKE_WAIT);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
