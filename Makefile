@@ -9,7 +9,7 @@ STACK := infra/stack.sh
 # Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: all python node java stop clean bench bench-quick test-faults help setup constraints up down status server dev demo worker-python worker-node worker-java \
+.PHONY: all python node java stop clean bench bench-quick test-faults help setup deps constraints up down status server dev demo worker-python worker-node worker-java \
         test test-python test-node test-java lint fmt clean-stack
 
 help: ## list the targets
@@ -33,7 +33,10 @@ sdk-java/target/.stamp: sdk-java/pom.xml examples/java/pom.xml tests/faults/java
 	mvn -q -B -f tests/faults/java/pom.xml dependency:go-offline
 	mkdir -p sdk-java/target && touch $@
 
-setup: $(VENV)/.stamp sdk-node/node_modules/.stamp sdk-java/target/.stamp ## create .venv, npm ci, resolve Maven builds (no-op when done)
+setup: deps $(VENV)/.stamp sdk-node/node_modules/.stamp sdk-java/target/.stamp ## system packages, .venv, npm ci, Maven builds (no-op when done)
+
+deps: ## install the Debian packages the suites need (Redis, PostgreSQL, docker-compose) when missing
+	@infra/deps.sh
 
 constraints: ## regenerate constraints.txt from the current .venv (pins without index URLs)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' | sort > constraints.txt
