@@ -97,13 +97,13 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
     await _connect("Kafka (workers consumer)", s, presence.start)
     stack.push_async_callback(presence.stop)
     # One dedicated PostgreSQL connection per hot loop (engine/pg.py), closed at shutdown.
-    pg_results, pg_timers = Pg(s), Pg(s)
-    stack.push_async_callback(pg_results.close)
-    stack.push_async_callback(pg_timers.close)
+    pg_results, pg_timers, pg_relay = Pg(s), Pg(s), Pg(s)
+    for pg in (pg_results, pg_timers, pg_relay):
+        stack.push_async_callback(pg.close)
     loops = {
         "results": ResultsLoop(s, pg_results, results, core.producer, core.publisher, core.applier, core.metrics).run,
         "timers": TimersLoop(s, pg_timers, core.publisher, core.applier, core.metrics).run,
-        "relay": RelayLoop(s, core.db, core.producer, core.metrics).run,
+        "relay": RelayLoop(s, pg_relay, core.producer, core.applier, core.metrics).run,
         "presence": PresenceLoop(s, presence, core.redis).run,
     }
     return [asyncio.create_task(_supervise(name, run), name=f"baton-{name}") for name, run in loops.items()]

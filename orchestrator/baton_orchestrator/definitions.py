@@ -7,11 +7,20 @@ timeout, so the engine schedules sequential workflows and DAGs the same way.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .bus.values import check_value
+from .engine.transitions import template_refs
+
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# Documented caps (README, "Definitions"): a definition is checked in time linear in its size, and one
+# definition never makes more topics than MAX_ACTIONS.
+MAX_STEPS = 1000
+MAX_DEPENDS_ON = 256
+MAX_ACTIONS = 100
+MAX_NON_RETRYABLE = 100
 RESERVED_WORKFLOW_IDS = {"run", "runs"}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -55,7 +64,9 @@ class RetryPolicy(BaseModel):
     backoff_coefficient: float = Field(1.0, ge=1.0, le=100)
     max_interval: float = Field(3600.0, ge=0, le=86_400)
     jitter: float = Field(0.0, ge=0.0, le=1.0)
-    non_retryable_errors: list[str] = Field(default_factory=list)
+    non_retryable_errors: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_NON_RETRYABLE
+    )
 
     @field_validator("initial_interval", "max_interval", mode="before")
     @classmethod
@@ -76,7 +87,7 @@ class StepSpec(BaseModel):
     name: str | None = None
     action: str
     step_index: int | None = Field(None, alias="stepIndex", ge=0)
-    depends_on: list[str] | None = None
+    depends_on: list[str] | None = Field(None, max_length=MAX_DEPENDS_ON)
     retry: RetryPolicy | None = None
     timeout: float | None = None
     input: Any = None
@@ -86,13 +97,19 @@ class StepSpec(BaseModel):
     def _timeout(cls, v: Any) -> float | None:
         return _timeout_seconds(v)
 
+    @field_validator("input")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        check_value(v, "the step's input template")
+        return v
+
 
 class WorkflowSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
     description: str | None = Field(None, max_length=2000)
-    steps: list[StepSpec]
+    steps: list[StepSpec] = Field(max_length=MAX_STEPS)
     retry: RetryPolicy | None = None
     timeout: float | None = None
 
@@ -118,6 +135,13 @@ def normalise(spec: WorkflowSpec, default_timeout: float) -> dict[str, Any]:
     steps = sorted(enumerate(spec.steps), key=lambda p: (p[1].step_index is None, p[1].step_index or 0, p[0]))
     ordered = [s for _, s in steps]
     names = _step_names(ordered)
+    actions = {s.action for s in ordered}
+    if len(actions) > MAX_ACTIONS:
+        raise DefinitionError(
+            f"a workflow may use at most {MAX_ACTIONS} distinct actions (each is a Kafka topic); this one uses "
+            f"{len(actions)}",
+            {"field": "steps", "limit": MAX_ACTIONS},
+        )
     explicit = any(s.depends_on is not None for s in ordered)
     out = []
     for i, (name, step) in enumerate(zip(names, ordered, strict=True)):
@@ -142,6 +166,7 @@ def normalise(spec: WorkflowSpec, default_timeout: float) -> dict[str, Any]:
 
 def _step_names(steps: list[StepSpec]) -> list[str]:
     names: list[str] = []
+    seen: set[str] = set()
     for i, step in enumerate(steps):
         if not NAME_RE.match(step.action) or step.action == "DLT":
             raise DefinitionError(
@@ -151,10 +176,11 @@ def _step_names(steps: list[StepSpec]) -> list[str]:
         name = step.name if step.name is not None else step.action
         if not NAME_RE.match(name):
             raise DefinitionError(f"invalid step name {name!r}: use 1-200 of [A-Za-z0-9._-]", {"step": i})
-        if name in names:
+        if name in seen:
             raise DefinitionError(
                 f"duplicate step name {name!r}: give each step a distinct 'name'", {"step": i, "name": name}
             )
+        seen.add(name)
         names.append(name)
     return names
 
@@ -172,6 +198,50 @@ def _check_graph(steps: list[dict[str, Any]]) -> None:
     cycle = find_cycle({s["name"]: s["depends_on"] for s in steps})
     if cycle:
         raise DefinitionError(f"steps form a cycle (each depends on the next): {' -> '.join(cycle)}", {"cycle": cycle})
+    _check_templates(steps)
+
+
+def _check_templates(steps: list[dict[str, Any]]) -> None:
+    """A template may read only the outputs of its step's ancestors: anything else would be null at run time."""
+    if not any(s["input"] is not None for s in steps):
+        return
+    # Ancestor sets as bit masks, built parents first: linear in the edges, whatever the graph's shape.
+    bit = {s["name"]: 1 << i for i, s in enumerate(steps)}
+    deps = {s["name"]: s["depends_on"] for s in steps}
+    ancestors: dict[str, int] = {}
+    for name in _topological(deps):
+        mask = 0
+        for dep in deps[name]:
+            mask |= ancestors[dep] | bit[dep]
+        ancestors[name] = mask
+    for s in steps:
+        for ref in template_refs(s["input"]):
+            if ref not in bit:
+                raise DefinitionError(
+                    f"step {s['name']!r}'s input reads unknown step {ref!r}", {"step": s["name"], "unknown": ref}
+                )
+            if not ancestors[s["name"]] & bit[ref]:
+                raise DefinitionError(
+                    f"step {s['name']!r}'s input reads step {ref!r}, which is not one of its ancestors "
+                    "(add it to depends_on, directly or through a parent)",
+                    {"step": s["name"], "not_an_ancestor": ref},
+                )
+
+
+def _topological(deps: dict[str, list[str]]) -> list[str]:
+    """Names ordered so that every step comes after its parents (the graph is known to be acyclic)."""
+    children: dict[str, list[str]] = {n: [] for n in deps}
+    waiting = {n: len(d) for n, d in deps.items()}
+    for name, parents in deps.items():
+        for parent in parents:
+            children[parent].append(name)
+    order = [n for n, count in waiting.items() if count == 0]
+    for name in order:  # grows while iterated: a queue without pops
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                order.append(child)
+    return order
 
 
 def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:

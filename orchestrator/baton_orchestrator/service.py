@@ -130,6 +130,16 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
                 ),
                 now,
             )
+    if writes.oversize:
+        # Nothing is created: the caller learns at once, instead of finding a dead-lettered run later.
+        big = writes.oversize[0]
+        core.publisher.give_back(writes.delete_outbox)
+        raise ServiceError(
+            413,
+            "payload_too_large",
+            big["error"]["message"],
+            {"step": big["name"], "size_bytes": big["size"], "limit_bytes": core.settings.max_payload_bytes},
+        )
     writes.event(run_id, None, "run_started", {"workflow_version": version})
     try:
         return await insert_run(conn, run, _step_rows(wf), writes)
@@ -209,7 +219,7 @@ async def _idem_set(core: Core, workflow_id: str, key: str, digest: str, body: d
 
 async def _lock_run(conn: AsyncConnection, run_id: str) -> Any:
     try:
-        uuid.UUID(run_id)
+        run_id = str(uuid.UUID(run_id))  # canonical: PostgreSQL refuses some forms Python accepts
     except ValueError:
         raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist") from None
     row = (

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import time
 
+import orjson
 import pytest
 
 from .conftest import eventually, make_settings
@@ -72,7 +75,7 @@ async def test_bad_json_and_bad_trigger_body_are_client_errors(client):
     resp = await client.http.post("/workflow/one/trigger", json={"input": 1, "extra": 2})
     assert resp.status_code == 422
     assert (await client.http.get("/workflow/runs?limit=0")).status_code == 422
-    assert (await client.http.get("/workflow/runs?cursor=garbage")).status_code == 400
+    assert (await client.http.get("/workflow/runs?cursor=garbage")).status_code == 422
 
 
 async def test_body_over_the_payload_limit_is_413(start_app, settings):
@@ -239,3 +242,77 @@ async def test_trigger_runs_the_latest_version_even_when_another_replica_defined
     resp = await client.trigger("one", 2)
     assert resp.status_code == 201 and resp.json()["workflow_version"] == 2, resp.text
     assert client.app.state.core.definitions.latest["one"] == 2
+
+
+POISON_INPUTS = {
+    "nul": b'{"input": "a\\u0000b"}',
+    "nul_in_key": b'{"input": {"k\\u0000": 1}}',
+    "lone_surrogate": b'{"input": "bad \\udcff"}',
+    "deep": b'{"input": ' + b"[" * 200 + b"]" * 200 + b"}",
+    "int_beyond_64_bits": b'{"input": 1180591620717411303424}',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(POISON_INPUTS))
+async def test_trigger_and_redrive_inputs_that_cannot_be_stored_are_422_when_posted(client, kind):
+    await client.define({"id": "one", "steps": [{"action": "a"}]})
+    headers = {"content-type": "application/json"}
+    resp = await client.http.post("/workflow/one/trigger", content=POISON_INPUTS[kind], headers=headers)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "validation_error"
+    assert "input" in resp.text and "Traceback" not in resp.text
+    # Redrive validates before it looks the dead letter up: the same body is a 422 too.
+    resp = await client.http.post("/dlq/1/redrive", content=POISON_INPUTS[kind], headers=headers)
+    assert resp.status_code == 422, resp.text
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [["x\x00"], [1, 2], ["not-a-time", "00000000-0000-0000-0000-000000000000"], ["2030-01-01T00:00:00+00:00", "urn:x"]],
+)
+async def test_crafted_paging_cursors_are_422_when_they_are_not_ours(client, parts):
+    cursor = base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+    for path in ("/workflow/runs", "/workflow", "/dlq"):
+        resp = await client.http.get(f"{path}?cursor={cursor}")
+        assert resp.status_code == 422, (path, resp.text)
+        assert resp.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_a_huge_definition_is_refused_fast_while_health_answers(client):
+    body = {"id": "huge", "steps": [{"name": f"s{i}", "action": "a"} for i in range(20_000)]}
+    t0 = time.monotonic()
+    define, health = await asyncio.gather(client.http.post("/workflow", json=body), client.http.get("/health"))
+    assert time.monotonic() - t0 < 3
+    assert define.status_code == 422 and "1000" in define.text, define.text[:500]
+    assert health.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("steps", "fragment"),
+    [
+        ([{"name": f"s{i}", "action": f"a{i}"} for i in range(101)], "at most 100 distinct actions"),
+        ([{"name": "a", "action": "x"}, {"name": "b", "action": "x", "input": "$.steps.nope.output"}], "unknown step"),
+        (
+            [
+                {"name": "a", "action": "x"},
+                {"name": "b", "action": "x", "depends_on": ["a"]},
+                {"name": "c", "action": "x", "depends_on": ["a"], "input": {"v": "$.steps.b.output.v"}},
+            ],
+            "not one of its ancestors",
+        ),
+        ([{"name": "a", "action": "x", "input": "a\x00b"}], "NUL"),
+    ],
+)
+async def test_definition_limits_and_template_references_are_422_when_broken(client, steps, fragment):
+    resp = await client.http.post("/workflow", json={"id": "limits", "steps": steps})
+    assert resp.status_code == 422 and fragment in resp.text, resp.text[:500]
+
+
+async def test_a_template_may_read_any_ancestor_when_it_is_reached_through_parents(client):
+    steps = [
+        {"name": "a", "action": "x"},
+        {"name": "b", "action": "x", "depends_on": ["a"]},
+        {"name": "c", "action": "x", "depends_on": ["b"], "input": {"first": "$.steps.a.output", "in": "$.input"}},
+    ]
+    resp = await client.http.post("/workflow", json={"id": "anc", "steps": steps})
+    assert resp.status_code == 201, resp.text

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import service
+from ..bus.values import check_value
 from ..definitions import WorkflowSpec
 from ..store import queries
 from .deps import CoreDep, require_api_key
@@ -37,9 +38,14 @@ class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input: Any = Field(None, description="Any JSON value; the first step's payload.")
 
+    @field_validator("input")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        check_value(v, "input")  # NUL, lone surrogates, > 128 levels, integers beyond 64 bits: 422
+        return v
 
-class RedriveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class RedriveRequest(TriggerRequest):
     input: Any = Field(None, description="Replace the step's input for the new attempt (optional).")
 
 

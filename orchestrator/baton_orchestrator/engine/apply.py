@@ -88,7 +88,11 @@ class Definitions:
 def index(definition: dict[str, Any]) -> dict[str, Any]:
     steps = definition["steps"]
     definition["_by_name"] = {s["name"]: s for s in steps}
-    definition["_children"] = {s["name"]: [c["name"] for c in steps if s["name"] in c["depends_on"]] for s in steps}
+    children: dict[str, list[str]] = {s["name"]: [] for s in steps}
+    for s in steps:  # linear in the edges: a definition may have a thousand steps
+        for parent in s["depends_on"]:
+            children[parent].append(s["name"])
+    definition["_children"] = children
     return definition
 
 

@@ -14,6 +14,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -94,6 +101,39 @@ async def add_events(conn: AsyncConnection, events: list[tuple[str, str | None, 
     )
 
 
+# What Kafka refuses for good: sending the record again can never succeed.
+PERMANENT_SEND_ERRORS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+)
+
+
+async def send_each(
+    producer: AIOKafkaProducer, msgs: Sequence[Outbound]
+) -> tuple[list[Outbound], list[tuple[Outbound, Exception]]]:
+    """Send every record and wait for its ack; the ones acknowledged and the ones that failed, with why."""
+    pending: list[tuple[Outbound, asyncio.Future[Any]]] = []
+    failed: list[tuple[Outbound, Exception]] = []
+    for m in msgs:
+        try:
+            pending.append((m, await producer.send(m.topic, m.value, key=m.key, headers=m.headers)))
+        except Exception as exc:  # refused before it was queued (too large, no metadata): this record only
+            failed.append((m, exc))
+    acks = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+    acked = []
+    for (m, _), ack in zip(pending, acks, strict=True):
+        if isinstance(ack, Exception):
+            failed.append((m, ack))
+        elif isinstance(ack, BaseException):
+            raise ack
+        else:
+            acked.append(m)
+    return acked, failed
+
+
 class Publisher:
     """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
@@ -104,17 +144,14 @@ class Publisher:
         self._tasks: set[asyncio.Task[bool]] = set()
 
     async def publish(self, msgs: list[Outbound]) -> bool:
-        """Publish and await every ack; on failure the rows stay for the relay (late, not lost)."""
+        """Publish and await every ack; rows that failed stay for the relay (late, not lost), each on its own."""
         if not msgs:
             return True
-        try:
-            futures = [await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in msgs]
-            await asyncio.gather(*futures)
-        except Exception as exc:
-            log.warning("publish failed; %d outbox rows left for the relay: %s", len(msgs), exc)
-            return False
-        self._published.extend(m.id for m in msgs)
-        return True
+        acked, failed = await send_each(self.producer, msgs)
+        self._published.extend(m.id for m in acked)
+        if failed:
+            log.warning("publish failed; %d outbox rows left for the relay: %s", len(failed), failed[0][1])
+        return not failed
 
     def publish_soon(self, msgs: list[Outbound]) -> None:
         """Publish in the background: the caller's next batch need not wait for Kafka's acks."""

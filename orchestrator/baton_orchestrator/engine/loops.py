@@ -11,39 +11,52 @@ import contextlib
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import namedtuple_row
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..bus.codec import Result, Undecodable, decode_result, decode_worker_heartbeat, dlt_headers
+from ..bus.codec import InvalidResult, Result, Undecodable, decode_result, decode_worker_heartbeat, dlt_headers
 from ..metrics import Metrics
 from ..settings import Settings
 from .apply import Applied, Applier, Outcome
-from .dispatch import Publisher, decode_headers
+from .dispatch import PERMANENT_SEND_ERRORS, Publisher, decode_headers, send_each
+from .faults import is_transient
 from .pg import Conn, Pg
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.engine")
 WORKER_TTL_SECONDS = 15
+# A commit refused because the group moved on without this member: retrying it can never succeed.
+_LOST_GROUP = (CommitFailedError, IllegalStateError)
 
 
-async def retry_forever(what: str, fn: Callable[[], Awaitable[Any]], max_backoff: float = 5.0) -> Any:
-    """Run fn until it succeeds; infrastructure outages delay work, they never drop it."""
+async def retry_forever(
+    what: str,
+    fn: Callable[[], Awaitable[Any]],
+    max_backoff: float = 5.0,
+    give_up: type[BaseException] | tuple[type[BaseException], ...] = (),
+    transient_only: bool = False,
+) -> Any:
+    """Run fn until it succeeds; infrastructure outages delay work, they never drop it.
+
+    `give_up` errors, and with `transient_only` the errors the data causes, are raised at once."""
     backoff = 0.1
     while True:
         try:
             return await fn()
         except asyncio.CancelledError:
             raise
+        except give_up:
+            raise
         except Exception as exc:
+            if transient_only and not is_transient(exc):
+                raise
             log.warning("%s failed, retrying in %.1fs: %s", what, backoff, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff)
@@ -73,7 +86,9 @@ class ResultsLoop:
         self.publisher, self.applier, self.metrics = publisher, applier, metrics
 
     async def run(self) -> None:
-        last_commit, dirty = time.monotonic(), False
+        last_commit = time.monotonic()
+        # Offsets of applied records only: a stop in the middle of a batch never commits past what is durable.
+        self._applied: dict[TopicPartition, int] = {}
         try:
             while True:
                 polled = await retry_forever(
@@ -82,26 +97,83 @@ class ResultsLoop:
                 )
                 records = [r for batch in polled.values() for r in batch]
                 if records:
-                    await retry_forever("apply results", functools.partial(self.handle, records))
-                    dirty = True
-                if dirty and time.monotonic() - last_commit >= self.OFFSET_COMMIT_S:
-                    await retry_forever("commit results offsets", self.consumer.commit)
-                    last_commit, dirty = time.monotonic(), False
+                    await self.handle(records)
+                    for tp, batch in polled.items():
+                        self._applied[tp] = batch[-1].offset + 1
+                if self._applied and time.monotonic() - last_commit >= self.OFFSET_COMMIT_S:
+                    await self._commit()
+                    last_commit = time.monotonic()
         finally:
-            if dirty:
+            if self._applied:
                 with contextlib.suppress(Exception):
-                    await self.consumer.commit()
+                    await self.consumer.commit(self._applied)
+
+    async def _commit(self) -> None:
+        offsets, self._applied = self._applied, {}
+        try:
+            await retry_forever("commit results offsets", lambda: self.consumer.commit(offsets), give_up=_LOST_GROUP)
+        except _LOST_GROUP as exc:
+            # Dropped from the group (e.g. PostgreSQL was down longer than max.poll.interval): the
+            # partitions may be someone else's now. The records are applied; a redelivery is a no-op.
+            log.warning("results offsets not committed (%s); the consumer rejoins its group", exc)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        outcomes: list[Outcome] = []
-        beats: list[Result] = []
+        """Decode (undecodable records go to the DLT), then apply, isolating any record the data refuses."""
+        items: list[tuple[ConsumerRecord, Result]] = []
+        refused: list[tuple[ConsumerRecord, InvalidResult]] = []
         for rec in records:
             try:
-                res = decode_result(rec.value)
-                uuid.UUID(res.run_id)
-            except (Undecodable, ValueError) as exc:
-                await self._to_dlt(rec, str(exc))
-                continue
+                items.append((rec, decode_result(rec.value)))
+            except InvalidResult as invalid:
+                refused.append((rec, invalid))
+            except Undecodable as exc:
+                await retry_forever("send to results DLT", functools.partial(self._to_dlt, rec, str(exc)))
+        if items:
+            await retry_forever("apply results", functools.partial(self._apply_isolated, items))
+        for rec, bad in refused:
+            await self._refuse(rec, bad.job_id, bad.run_id, bad.step, str(bad))
+
+    async def _apply_isolated(self, items: list[tuple[ConsumerRecord, Result]]) -> None:
+        try:
+            await self._apply([res for _, res in items])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(items) == 1:
+                rec, res = items[0]
+                why = f"{type(exc).__name__}: {exc}"
+                log.warning("result refused by the database, attempt failed: %s", why, extra={"job_id": res.job_id})
+                await self._refuse(rec, res.job_id, res.run_id, res.step, why, heartbeat=res.status == "HEARTBEAT")
+                return
+            # Bisect: the records that are fine are applied, the offending one is found in log2(n) rounds.
+            mid = len(items) // 2
+            await self._apply_isolated(items[:mid])
+            await self._apply_isolated(items[mid:])
+
+    async def _refuse(
+        self, rec: ConsumerRecord, job_id: str, run_id: str, step: str, why: str, heartbeat: bool = False
+    ) -> None:
+        """The record to the results DLT; a final result also fails its attempt (`invalid_result`)."""
+        await retry_forever("send to results DLT", functools.partial(self._to_dlt, rec, why, "invalid_result"))
+        if heartbeat or self._is_heartbeat(rec):
+            return
+        error = {"type": "invalid_result", "message": f"the worker's result was refused: {why}"[:2000]}
+        failed = Result(job_id, run_id, step, 1, "FAILED", None, {**error, "retryable": True}, {}, None, None)
+        try:
+            await retry_forever(
+                "fail attempt of a refused result", functools.partial(self._apply, [failed]), transient_only=True
+            )
+        except Exception as exc:  # permanent: the attempt still ends, by its deadline
+            log.error("could not fail the attempt of a refused result: %s", exc, extra={"job_id": job_id})
+
+    @staticmethod
+    def _is_heartbeat(rec: ConsumerRecord) -> bool:
+        return b'"HEARTBEAT"' in (rec.value or b"")
+
+    async def _apply(self, results: list[Result]) -> None:
+        outcomes: list[Outcome] = []
+        beats: list[Result] = []
+        for res in results:
             if res.status == "HEARTBEAT":
                 beats.append(res)
             else:
@@ -134,10 +206,11 @@ class ResultsLoop:
             record_applied(self.metrics, applied)
             self.metrics.batch_size.observe(len(outcomes))
 
-    async def _to_dlt(self, rec: ConsumerRecord, why: str) -> None:
+    async def _to_dlt(self, rec: ConsumerRecord, why: str, reason: str = "undecodable") -> None:
         # Kept, never dropped: the original bytes with Spring-style headers, awaited before the commit.
         log.warning(
-            "undecodable result at %s[%d]@%d sent to %s: %s",
+            "%s result at %s[%d]@%d sent to %s: %s",
+            reason,
             rec.topic,
             rec.partition,
             rec.offset,
@@ -145,8 +218,8 @@ class ResultsLoop:
             why,
         )
         headers = dlt_headers(
-            reason="undecodable",
-            error_type="Undecodable",
+            reason=reason,
+            error_type="Undecodable" if reason == "undecodable" else "InvalidResult",
             message=why,
             original_topic=rec.topic,
             partition=rec.partition,
@@ -288,18 +361,28 @@ FROM steps s JOIN runs r ON r.id = s.run_id
 WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
 ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
 """
+# A job still in the outbox was never dispatched (Kafka unreachable): it cannot time out. The relay
+# restarts its deadline when it finally sends it.
 _EXPIRED = """
-SELECT job_id, run_id::text AS run_id, name, attempt, timeout_ms FROM steps
-WHERE status IN ('QUEUED', 'RUNNING') AND deadline <= now()
-ORDER BY deadline LIMIT 500 FOR UPDATE SKIP LOCKED
+SELECT s.job_id, s.run_id::text AS run_id, s.name, s.attempt, s.timeout_ms FROM steps s
+WHERE s.status IN ('QUEUED', 'RUNNING') AND s.deadline <= now()
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.ref = 'job:' || s.job_id)
+ORDER BY s.deadline LIMIT 500 FOR UPDATE OF s SKIP LOCKED
 """
 
 
 class RelayLoop:
-    """The recovery path: publishes outbox rows that nobody published (a crash between commit and send)."""
+    """The recovery path: publishes outbox rows that nobody published (a crash between commit and send).
 
-    def __init__(self, settings: Settings, db: AsyncEngine, producer: AIOKafkaProducer, metrics: Metrics) -> None:
-        self.settings, self.db, self.producer, self.metrics = settings, db, producer, metrics
+    Each row is accounted for on its own: acknowledged rows are deleted (and a job's deadline starts now,
+    from its real dispatch), rows Kafka refuses for good end their step (PayloadTooLarge / Undeliverable),
+    and the rest stay for the next sweep.
+    """
+
+    def __init__(
+        self, settings: Settings, pg: Pg, producer: AIOKafkaProducer, applier: Applier, metrics: Metrics
+    ) -> None:
+        self.settings, self.pg, self.producer, self.applier, self.metrics = settings, pg, producer, applier, metrics
 
     async def run(self) -> None:
         while True:
@@ -308,28 +391,72 @@ class RelayLoop:
                 await asyncio.sleep(self.settings.relay_interval_seconds)
 
     async def sweep(self) -> int:
-        async with self.db.begin() as conn:
-            rows = (
-                await conn.execute(
-                    text(
-                        """
-                SELECT id, topic, key, value, headers FROM outbox
-                WHERE created_at < now() - make_interval(secs => :grace)
-                ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
-                """
-                    ),
-                    {"grace": self.settings.relay_grace_seconds},
-                )
-            ).all()
+        settled, applied = 0, None
+        async with self.pg.transaction() as conn:
+            cur = await conn.execute(_RELAY_DUE, {"grace": self.settings.relay_grace_seconds})
+            rows = await cur.fetchall()
             if rows:
-                msgs = [Outbound(r.id, r.topic, r.key, bytes(r.value), decode_headers(r.headers)) for r in rows]
-                futures = [await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in msgs]
-                await asyncio.gather(*futures)
-                await conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": [m.id for m in msgs]})
-                log.info("relay republished %d outbox rows", len(rows))
-            backlog = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+                msgs = [Outbound(r[0], r[1], r[2], bytes(r[3]), decode_headers(r[4])) for r in rows]
+                refs = {r[0]: r[5] or "" for r in rows}
+                acked, failed = await send_each(self.producer, msgs)
+                refused = [(m, exc) for m, exc in failed if isinstance(exc, PERMANENT_SEND_ERRORS)]
+                done = [m.id for m in acked] + [m.id for m, _ in refused]
+                await conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (done,))
+                await _restart_deadlines(conn, [m for m in acked if refs[m.id].startswith("job:")])
+                applied = await self._refused(conn, refused, refs)
+                settled = len(done)
+                if acked:
+                    log.info("relay republished %d outbox rows", len(acked))
+            backlog = (await (await conn.execute("SELECT count(*) FROM outbox")).fetchone() or (0,))[0]
+        if applied:
+            self.applier_published(applied)
         self.metrics.outbox_backlog.set(backlog)
-        return len(rows)
+        return settled
+
+    def applier_published(self, applied: Applied) -> None:
+        record_applied(self.metrics, applied)
+        # The dead-letter copies those steps produce go out through the relay's next sweep.
+
+    async def _refused(
+        self, conn: Conn, refused: list[tuple[Outbound, Exception]], refs: dict[int, str]
+    ) -> Applied | None:
+        outcomes = []
+        for m, exc in refused:
+            ref = refs[m.id]
+            log.error("Kafka refused outbox row %s for %s for good: %s", ref, m.topic, exc)
+            if not ref.startswith("job:"):
+                continue  # a dead-letter copy: the dead_letters row keeps everything it held
+            kind = "PayloadTooLarge" if "TooLarge" in type(exc).__name__ else "Undeliverable"
+            job = orjson.loads(m.value)
+            message = f"Kafka refused the job ({len(m.value):,} bytes) for good: {type(exc).__name__}: {exc}"
+            error = {"type": kind, "message": message, "retryable": False, "stacktrace": None}
+            outcomes.append(Outcome(ref[4:], job["run_id"], job["step"], "FAILED", error=error))
+        return await self.applier.apply(conn, outcomes, Writes()) if outcomes else None
+
+
+_RELAY_DUE = """
+SELECT id, topic, key, value, headers, ref FROM outbox
+WHERE created_at < now() - make_interval(secs => %(grace)s)
+ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def _restart_deadlines(conn: Conn, jobs: list[Outbound]) -> None:
+    """A job the relay sent late was dispatched only now: its attempt's time starts now, not at queueing."""
+    if not jobs:
+        return
+    rows = []
+    for m in jobs:
+        job = orjson.loads(m.value)
+        rows.append({"run_id": job["run_id"], "name": job["step"], "job_id": job["job_id"]})
+    await conn.execute(_RESTART_DEADLINES, (orjson.dumps(rows).decode(),))
+
+
+_RESTART_DEADLINES = """
+UPDATE steps s SET deadline = now() + s.timeout_ms * interval '1 ms', updated_at = now()
+FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
+WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status = 'QUEUED'
+"""
 
 
 class PresenceLoop:

@@ -12,6 +12,7 @@ from typing import Any
 OPEN_STEP = ("QUEUED", "RUNNING")
 TERMINAL_STEP = ("COMPLETED", "DEAD_LETTERED", "CANCELLED", "SKIPPED")
 TERMINAL_RUN = ("COMPLETED", "FAILED", "CANCELLED")
+MAX_RETRY_DELAY_S = 30 * 86_400  # the longest RetryLater delay honoured (README: 30 days)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ def decide_failure(
         return FailureDecision(False, 0.0, "timeout" if etype == "Timeout" else "retries_exhausted")
     retry_after_ms = error.get("retry_after_ms")
     if isinstance(retry_after_ms, int | float) and not isinstance(retry_after_ms, bool) and retry_after_ms >= 0:
-        return FailureDecision(True, retry_after_ms / 1000.0, "")
+        # Capped: a worker's delay beyond any timestamp would fail the batch that applies it.
+        return FailureDecision(True, min(retry_after_ms / 1000.0, MAX_RETRY_DELAY_S), "")
     return FailureDecision(True, retry_delay(policy, attempt, rng), "")
 
 

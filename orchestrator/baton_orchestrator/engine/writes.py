@@ -63,6 +63,8 @@ class Writes:
     runs_done: list[dict[str, Any]] = field(default_factory=list)
     outbox: dict[str, tuple[str, bytes | None, bytes, Headers]] = field(default_factory=dict)
     delete_outbox: list[int] = field(default_factory=list)
+    # Jobs over the payload limit: never queued, their steps are dead-lettered in the same transaction.
+    oversize: list[dict[str, Any]] = field(default_factory=list)
 
     def event(self, run_id: str, step: str | None, kind: str, data: Any = None) -> None:
         self.events.append({"run_id": run_id, "step": step, "type": kind, "data": data})
@@ -85,6 +87,8 @@ class Writes:
             timeout_ms=timeout_ms,
             created_at=now,
         )
+        if len(value) > settings.max_payload_bytes and self._oversize(settings, job, job_id):
+            return job_id
         self.queued.append(
             {
                 "run_id": job.run_id,
@@ -101,11 +105,45 @@ class Writes:
         self.event(job.run_id, job.step, "step_queued", {"attempt": job.attempt, "job_id": job_id})
         return job_id
 
+    def _oversize(self, settings: Settings, job: JobSpec, job_id: str) -> bool:
+        # The envelope's own few hundred bytes are allowed for (topics take the limit + 64 KiB): the rule
+        # is the one the API applies to a request body, on the input the templates and fan-in produced.
+        size = len(orjson.dumps(job.input))
+        if size <= settings.max_payload_bytes:
+            return False
+        message = (
+            f"the input of step {job.step!r} is {size:,} bytes encoded, over the payload limit of "
+            f"{settings.max_payload_bytes:,} bytes (BATON_MAX_PAYLOAD_BYTES); the job was not sent"
+        )
+        error = {"type": "PayloadTooLarge", "message": message, "retryable": False, "stacktrace": None}
+        self.oversize.append(
+            {
+                "run_id": job.run_id,
+                "name": job.step,
+                "attempt": job.attempt,
+                "max_attempts": job.max_attempts,
+                "job_id": job_id,
+                "action": job.action,
+                "input": job.input,
+                "error": error,
+                "size": size,
+            }
+        )
+        return True
+
     def add_outbox(self, ref: str, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         self.outbox[ref] = (topic, key, value, headers)
 
     def __bool__(self) -> bool:
-        return bool(self.finished or self.queued or self.events or self.runs_done or self.outbox or self.delete_outbox)
+        return bool(
+            self.finished
+            or self.queued
+            or self.events
+            or self.runs_done
+            or self.outbox
+            or self.delete_outbox
+            or self.oversize
+        )
 
 
 _FLUSH = """
@@ -169,6 +207,37 @@ SELECT (SELECT coalesce(json_agg(json_build_array(id, ref)), '[]'::json) FROM ob
 """
 
 
+# A job over the payload limit ends its step at once (the rare path): dead letter, failed attempt, run FAILED.
+_DEAD_LETTER_OVERSIZE = """
+WITH x AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS x(run_id uuid, name text, attempt int, max_attempts int,
+                                                          job_id text, action text, input jsonb, error jsonb)
+), st AS (
+    UPDATE steps s SET status = 'DEAD_LETTERED', attempt = x.attempt, max_attempts = x.max_attempts,
+           job_id = x.job_id, input = x.input, error = x.error, deadline = NULL, next_attempt_at = NULL,
+           updated_at = now()
+    FROM x WHERE s.run_id = x.run_id AND s.name = x.name AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED')
+    RETURNING x.*
+), a AS (
+    INSERT INTO attempts (job_id, run_id, step, attempt, status, error, finished_at)
+    SELECT job_id, run_id, name, attempt, 'FAILED', error, now() FROM st
+), d AS (
+    INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
+    SELECT run_id, name, job_id, action, attempt, 'payload_too_large', error, input FROM st
+), r AS (
+    UPDATE runs r SET status = 'FAILED', updated_at = now(), finished_at = now(),
+           error = st.error || jsonb_build_object('step', st.name)
+    FROM st WHERE r.id = st.run_id AND r.status = 'RUNNING'
+    RETURNING r.id
+)
+INSERT INTO run_events (run_id, step, type, data)
+SELECT run_id, name, 'step_dead_lettered',
+       jsonb_build_object('attempt', attempt, 'job_id', job_id, 'error', error, 'reason', 'payload_too_large')
+FROM st
+UNION ALL SELECT id, NULL, 'run_failed', '{"reason": "payload_too_large"}'::jsonb FROM r
+"""
+
+
 def _dumps(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
@@ -185,7 +254,10 @@ async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outb
         "done": _dumps(writes.runs_done),
         "delete": writes.delete_outbox,
     }
-    cur = await (await raw(conn)).execute(_FLUSH, params)
+    pg = await raw(conn)
+    if writes.oversize:
+        await pg.execute(_DEAD_LETTER_OVERSIZE, {"rows": _dumps(writes.oversize)})
+    cur = await pg.execute(_FLUSH, params)
     row = await cur.fetchone()
     assert row is not None
     created, completed = row[0], row[1]

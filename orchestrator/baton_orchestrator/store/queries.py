@@ -3,29 +3,58 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..bus.codec import iso
+from ..bus.codec import UUID_RE, iso
 from ..core import ServiceError
+from ..definitions import NAME_RE
 
 
 def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+def decode_cursor(cursor: str, *kinds: Callable[[Any], Any]) -> list[Any]:
+    """The parts of a cursor this API made, each checked by its kind; a crafted one is a 422, never a 500."""
     try:
         parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(parts, list) or len(parts) != arity:
+        if not isinstance(parts, list) or len(parts) != len(kinds):
             raise ValueError
-        return parts
-    except ValueError:
-        raise ServiceError(400, "invalid_cursor", "cursor is not one this API returned") from None
+        return [kind(part) for kind, part in zip(kinds, parts, strict=True)]
+    except (ValueError, TypeError, binascii.Error):
+        raise ServiceError(422, "invalid_cursor", "cursor is not one this API returned") from None
+
+
+def _name_part(value: Any) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ValueError
+    return value
+
+
+def _time_part(value: Any) -> str:
+    if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+        raise ValueError
+    return value
+
+
+def _uuid_part(value: Any) -> str:
+    if not isinstance(value, str) or not UUID_RE.match(value):
+        raise ValueError
+    return value
+
+
+def _id_part(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**62:
+        raise ValueError
+    return value
 
 
 def _ts(value: Any) -> str | None:
@@ -47,7 +76,7 @@ async def get_workflow(db: AsyncEngine, workflow_id: str, version: int | None) -
 
 
 async def list_workflows(db: AsyncEngine, limit: int, cursor: str | None) -> dict[str, Any]:
-    after = decode_cursor(cursor, 1)[0] if cursor else ""
+    after = decode_cursor(cursor, _name_part)[0] if cursor else ""
     async with db.connect() as conn:
         rows = (
             await conn.execute(
@@ -63,7 +92,7 @@ async def list_workflows(db: AsyncEngine, limit: int, cursor: str | None) -> dic
 
 async def get_run(db: AsyncEngine, run_id: str) -> dict[str, Any]:
     try:
-        uuid.UUID(run_id)
+        run_id = str(uuid.UUID(run_id))  # canonical: PostgreSQL refuses some forms Python accepts
     except ValueError:
         raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist") from None
     async with db.connect() as conn:
@@ -137,7 +166,7 @@ async def list_runs(
     if status:
         where.append("status = :status")
     if cursor:
-        created, rid = decode_cursor(cursor, 2)
+        created, rid = decode_cursor(cursor, _time_part, _uuid_part)
         where.append("(created_at, id) < (CAST(:c_at AS timestamptz), CAST(:c_id AS uuid))")
         params.update({"c_at": created, "c_id": rid})
     async with db.connect() as conn:
@@ -153,7 +182,7 @@ async def list_runs(
 
 
 async def list_dead_letters(db: AsyncEngine, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    before = int(decode_cursor(cursor, 1)[0]) if cursor else 2**62
+    before = decode_cursor(cursor, _id_part)[0] if cursor else 2**62
     async with db.connect() as conn:
         rows = (
             await conn.execute(
