@@ -2,7 +2,8 @@
 
 Every action in LEDGER_ACTIONS appends "start|done,python,job_id,attempt,run_id,step" to LEDGER_FILE
 (one O_APPEND write per line, fsynced), sleeping LEDGER_SLEEP_MS between the two. Actions in
-LEDGER_HANG_ACTIONS record "start" and then never return (for the timeout scenario).
+LEDGER_HANG_ACTIONS record "start" and then never return (for the timeout scenario). Actions in
+LEDGER_POISON_ACTIONS return the poison value their payload names (POISON), as a buggy handler would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ from baton import JobContext, Worker
 LEDGER = os.environ["LEDGER_FILE"]
 SLEEP = float(os.environ.get("LEDGER_SLEEP_MS", "0")) / 1000
 HANG = {a for a in os.environ.get("LEDGER_HANG_ACTIONS", "").split(",") if a}
+POISONED = {a for a in os.environ.get("LEDGER_POISON_ACTIONS", "").split(",") if a}
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+POISON = {"nul": "a\x00b", "nul_in_key": {"k\x00": 1}, "deep": _nested(200)}
 
 
 def record(phase: str, ctx: JobContext) -> None:
@@ -37,7 +49,7 @@ def make(action: str) -> Any:
         if SLEEP:
             await asyncio.sleep(SLEEP)
         record("done", ctx)
-        return payload
+        return POISON[payload] if action in POISONED else payload
 
     return handler
 
