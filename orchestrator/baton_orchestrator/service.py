@@ -192,7 +192,8 @@ async def _replay_from_db(
 
 
 def _idem_key(core: Core, workflow_id: str, key: str) -> str:
-    return f"{core.settings.redis_prefix}idem:{workflow_id}:{key}"
+    # Length-prefixed: ("a:b", "c") and ("a", "b:c") must not share a key (both may contain ':').
+    return f"{core.settings.redis_prefix}idem:{len(workflow_id)}:{workflow_id}:{key}"
 
 
 async def _idem_get(core: Core, workflow_id: str, key: str) -> dict[str, Any] | None:

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("baton:", description="Prefix of every Redis key Baton writes.")
     topic_prefix: str = Field("workflow-", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix of every Kafka topic.")
     topic_partitions: int = Field(6, ge=1, le=1000, description="Partitions of topics the orchestrator creates.")
+    topic_replication_factor: int = Field(1, ge=1, le=32, description="Replicas of topics the orchestrator creates.")
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="min.insync.replicas of topics the orchestrator creates (broker default if unset).",
+    )
     max_payload_bytes: int = Field(1_048_576, ge=1024, description="Largest request body / step input or output.")
     idempotency_ttl_seconds: int = Field(86_400, ge=1, description="TTL of an Idempotency-Key in Redis.")
     default_step_timeout_seconds: float = Field(300.0, gt=0, description="Step timeout when a step sets none.")

@@ -26,7 +26,8 @@ def free_port() -> int:
 def start_engine(settings, log_path) -> subprocess.Popen:
     env = {**os.environ}
     for name, value in settings.model_dump().items():
-        env[f"BATON_{name.upper()}"] = str(value)
+        if value is not None:  # unset stays unset
+            env[f"BATON_{name.upper()}"] = str(value)
     log = open(log_path, "ab")
     cmd = [sys.executable, "-m", "baton_orchestrator", "server", "--role", "engine", "--port", str(free_port())]
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=log)

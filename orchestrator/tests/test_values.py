@@ -95,3 +95,12 @@ def test_classifier_retries_when_the_failure_is_transient(exc: BaseException) ->
 )
 def test_classifier_isolates_when_the_data_is_refused(exc: BaseException) -> None:
     assert not is_transient(exc)
+
+
+def test_topics_are_created_with_the_configured_replication_when_set() -> None:
+    from baton_orchestrator.bus.kafka import Topics
+    from baton_orchestrator.settings import Settings
+
+    topics = Topics(Settings(topic_replication_factor=3, topic_min_insync_replicas=2))
+    assert topics._configs["min.insync.replicas"] == "2"
+    assert "min.insync.replicas" not in Topics(Settings())._configs

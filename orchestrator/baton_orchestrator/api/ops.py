@@ -15,7 +15,7 @@ from ..store import queries
 from .deps import CoreDep
 
 router = APIRouter(tags=["operations"])
-RUN_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+OPEN_STATUSES = ("PENDING", "RUNNING")
 
 
 async def _check(coro: Any, timeout: float = 2.0) -> dict[str, Any]:
@@ -46,8 +46,8 @@ async def health(core: CoreDep) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(core: CoreDep) -> Response:
     try:
-        counts = await asyncio.wait_for(queries.run_counts(core.db), 2.0)
-        for status in RUN_STATUSES:
+        counts = await asyncio.wait_for(queries.open_run_counts(core.db), 2.0)
+        for status in OPEN_STATUSES:
             core.metrics.runs_by_status.labels(status).set(counts.get(status, 0))
     except Exception:
         pass  # the gauges keep their last values; the counters are still worth serving

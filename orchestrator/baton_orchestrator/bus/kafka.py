@@ -56,7 +56,10 @@ class Topics:
     @property
     def _configs(self) -> dict[str, str]:
         # A maximum-size payload plus its envelope must fit in one record (the SDKs use the same rule).
-        return {"max.message.bytes": str(self.settings.max_payload_bytes + 65_536)}
+        configs = {"max.message.bytes": str(self.settings.max_payload_bytes + 65_536)}
+        if self.settings.topic_min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.settings.topic_min_insync_replicas)
+        return configs
 
     async def start(self) -> None:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
@@ -79,7 +82,7 @@ class Topics:
                     NewTopic(
                         n,
                         num_partitions=self.settings.topic_partitions,
-                        replication_factor=1,
+                        replication_factor=self.settings.topic_replication_factor,
                         topic_configs=self._configs,
                     )
                     for n in to_create

@@ -214,7 +214,13 @@ async def list_dead_letters(db: AsyncEngine, status: str, limit: int, cursor: st
     }
 
 
-async def run_counts(db: AsyncEngine) -> dict[str, int]:
+async def open_run_counts(db: AsyncEngine) -> dict[str, int]:
+    """PENDING and RUNNING runs, from a partial index: a scrape never scans the whole table (terminal
+    runs are counted by the baton_runs_finished_total counters instead)."""
     async with db.connect() as conn:
-        rows = (await conn.execute(text("SELECT status, count(*) AS n FROM runs GROUP BY status"))).all()
+        rows = (
+            await conn.execute(
+                text("SELECT status, count(*) AS n FROM runs WHERE status IN ('PENDING', 'RUNNING') GROUP BY status")
+            )
+        ).all()
     return {r.status: r.n for r in rows}
