@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Outbox rows older than this are (re)published by the relay: the recovery path.",
     )
     engine_group_id: str = Field("baton-engine", description="Consumer group of the engine's results consumer.")
+    engine_max_poll_interval_seconds: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="An engine that applies no batch for this long leaves its group, then rejoins.",
+    )
     auto_migrate: bool = Field(True, description="Run database migrations when `baton server` starts.")
     startup_timeout_seconds: float = Field(60.0, gt=0, description="How long start-up waits for PostgreSQL/Kafka.")
     api_keys: str = Field("", description="Comma-separated bearer tokens; when set, the API requires one.")

@@ -235,3 +235,38 @@ async def test_a_templated_job_over_the_payload_limit_fails_its_step_and_never_r
     resp = await client.trigger("twice", "q" * 12_000)
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large", resp.text
     assert (await client.http.get("/workflow/runs?workflow_id=twice")).json()["items"] == []
+
+
+async def test_an_engine_dropped_from_its_group_rejoins_and_consumes_again(start_app, services, unique, raw_worker):
+    """PostgreSQL 'down' (every apply fails transiently) for longer than max.poll.interval: the consumer is
+    dropped from the group; once PostgreSQL is back the engine's commit is refused, and it must carry on."""
+    import psycopg
+
+    from baton_orchestrator.db import migrate
+    from baton_orchestrator.engine.apply import Applier
+
+    s = make_settings(services, unique, engine_max_poll_interval_seconds=2)
+    await asyncio.to_thread(migrate, s)
+    client = await start_app(s=s)
+    await client.define(OK)
+    real_apply = Applier.apply
+    down_until = time.monotonic() + 1e9
+
+    async def flaky(self, conn, outcomes, writes):
+        if time.monotonic() < down_until:
+            raise psycopg.OperationalError("connection refused (test outage)")
+        return await real_apply(self, conn, outcomes, writes)
+
+    Applier.apply = flaky
+    try:
+        async with raw_worker({"t.ok": lambda job: job["input"]}, s=s):
+            before = [(await client.trigger("ok", i)).json()["run_id"] for i in range(5)]
+            down_until = time.monotonic() + 6  # three poll intervals without a poll
+            await asyncio.sleep(7)
+            for run_id in before:
+                assert (await client.wait_run(run_id, timeout=30))["status"] == "COMPLETED"
+            after = [(await client.trigger("ok", i)).json()["run_id"] for i in range(5)]
+            for run_id in after:
+                assert (await client.wait_run(run_id, timeout=30))["status"] == "COMPLETED"
+    finally:
+        Applier.apply = real_apply

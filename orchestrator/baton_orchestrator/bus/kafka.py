@@ -42,6 +42,7 @@ def consumer(settings: Settings, topic: str, group_id: str) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=max(settings.max_payload_bytes * 2, 1_048_576),
         fetch_max_wait_ms=100,
+        max_poll_interval_ms=int(settings.engine_max_poll_interval_seconds * 1000),
     )
 
 
