@@ -130,6 +130,9 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
         async with AsyncExitStack() as stack:
             core = await _start_core(settings, role, stack)
             app.state.core = core
+            if role != "engine":  # waiting requests and live views are served by API processes
+                await core.feed.start()
+                stack.push_async_callback(core.feed.close)
             tasks = await _start_engine(core, stack) if role in ("all", "engine") else []
             tasks.append(asyncio.create_task(_delete_published(core), name="baton-outbox-cleanup"))
             log.info("baton orchestrator started (role=%s)", role)
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_payload_bytes)
+    app.add_middleware(errors.OptionalTrailingSlash)
     app.include_router(ops.router)
     if role != "engine":
         app.include_router(routes.router)

@@ -13,6 +13,7 @@ from .bus.kafka import Topics
 from .engine.apply import Applier, Definitions
 from .engine.dispatch import Publisher
 from .engine.pg import PgPool
+from .feed import RunFeed
 from .metrics import Metrics
 from .settings import Settings
 
@@ -42,6 +43,7 @@ class Core:
         self.pool = PgPool(self.settings)  # triggers: one autocommit statement each
         self.publisher = Publisher(self.producer, self.db)
         self.applier = Applier(self.settings, self.definitions)
+        self.feed = RunFeed(self.settings, self.settings.max_waiters)
         self.redis_ok = True
 
     def redis_failed(self, exc: Exception) -> None:

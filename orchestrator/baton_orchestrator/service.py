@@ -7,6 +7,7 @@ those jobs once the commit is durable.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +22,8 @@ from .engine.dispatch import add_events, queue_jobs
 from .engine.pg import Conn
 from .engine.transitions import step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
+from .feed import TERMINAL_EVENTS, TooManyWaiters
+from .store import queries
 
 
 async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
@@ -385,3 +388,32 @@ async def workers(core: Core) -> dict[str, Any]:
         raise ServiceError(503, "redis_unavailable", "worker presence is kept in Redis, which is unavailable") from None
     items = sorted((orjson.loads(v) for v in values if v), key=lambda w: w.get("worker_id", ""))
     return {"items": items}
+
+
+TERMINAL_RUN = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+async def wait_for_run(core: Core, run_id: str, wait: float) -> dict[str, Any]:
+    """The run once it is terminal, or as it stands after `wait` seconds. Woken by the commit that
+    finishes it (the run feed), not by polling: one read now, one per terminal or reopening change."""
+    if not 0 <= wait <= core.settings.max_wait_seconds:
+        raise ServiceError(
+            422,
+            "invalid_wait",
+            f"wait must be between 0 and {core.settings.max_wait_seconds:g} seconds (BATON_MAX_WAIT_SECONDS)",
+        )
+    deadline = time.monotonic() + wait
+    try:
+        with core.feed.subscribe(run_id) as changes:  # before the first read: no change can slip between
+            while True:
+                run = await queries.get_run(core.db, run_id)
+                left = deadline - time.monotonic()
+                if run["status"] in TERMINAL_RUN or left <= 0:
+                    return run
+                while left > 0:
+                    change = await changes.next(left)
+                    if change is None or change.type in TERMINAL_EVENTS or change.type == "run_reopened":
+                        break
+                    left = deadline - time.monotonic()
+    except TooManyWaiters as exc:
+        raise ServiceError(503, "too_many_waiters", f"{exc}; retry, or wait with a shorter ?wait") from None

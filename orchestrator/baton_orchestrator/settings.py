@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Outbox rows older than this are (re)published by the relay: the recovery path.",
     )
     engine_group_id: str = Field("baton-engine", description="Consumer group of the engine's results consumer.")
+    max_wait_seconds: float = Field(
+        300.0, ge=1, le=3600, description="Longest ?wait= a trigger or run read may ask for (422 beyond)."
+    )
+    max_waiters: int = Field(
+        10_000, ge=1, description="Waiting requests (and live streams) one API process holds at once (503 beyond)."
+    )
     engine_max_poll_interval_seconds: float = Field(
         300.0,
         ge=1,

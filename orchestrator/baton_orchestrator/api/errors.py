@@ -139,3 +139,19 @@ class BodyLimit:
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, "payload_too_large", self._message, {"limit_bytes": self.max_bytes})
         await response(scope, receive, send)
+
+
+class OptionalTrailingSlash:
+    """Serves `/workflow/` as `/workflow` (every route, both forms, no 307): the original design's curl
+    commands post to the slashed path without following redirects."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/") and not path.startswith("/ui/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            if scope.get("raw_path"):
+                scope["raw_path"] = scope["raw_path"].rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)

@@ -22,6 +22,14 @@ router = APIRouter(
 RunStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
+Wait = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        description="Seconds to wait for the run to finish (long poll, woken by the commit that finishes it); "
+        "at most BATON_MAX_WAIT_SECONDS (300).",
+    ),
+]
 IdemKey = Annotated[
     str | None,
     Header(
@@ -63,8 +71,13 @@ async def trigger(
     workflow_id: str,
     idempotency_key: IdemKey = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
+    wait: Wait = None,
 ) -> Response:
     status, payload = await service.trigger(core, workflow_id, body.input if body else None, idempotency_key)
+    if wait is not None:
+        # Trigger-and-wait: the finished run (201/200), or 202 with the run as it stands when the wait ends.
+        run = await service.wait_for_run(core, payload["run_id"], wait)
+        return JSONResponse(run, status if run["status"] in service.TERMINAL_RUN else 202)
     # The body is built from plain JSON types: encoded once, without FastAPI's generic serialisation pass.
     return Response(orjson.dumps(payload), status, media_type="application/json")
 
@@ -91,7 +104,9 @@ async def list_runs(
 
 
 @router.get("/workflow/run/{run_id}", tags=["runs"], summary="A run with every step and attempt")
-async def get_run(core: CoreDep, run_id: str) -> dict[str, Any]:
+async def get_run(core: CoreDep, run_id: str, wait: Wait = None) -> dict[str, Any]:
+    if wait is not None:
+        return await service.wait_for_run(core, run_id, wait)
     return await queries.get_run(core.db, run_id)
 
 
