@@ -391,11 +391,13 @@ async def workers(core: Core) -> dict[str, Any]:
 
 
 TERMINAL_RUN = ("COMPLETED", "FAILED", "CANCELLED")
+_WAKES = TERMINAL_EVENTS | {"run_reopened"}
 
 
-async def wait_for_run(core: Core, run_id: str, wait: float) -> dict[str, Any]:
-    """The run once it is terminal, or as it stands after `wait` seconds. Woken by the commit that
-    finishes it (the run feed), not by polling: one read now, one per terminal or reopening change."""
+async def wait_for_run(core: Core, run_id: str, wait: float, changed_from: str | None = None) -> dict[str, Any]:
+    """The run once it is terminal (or, with `changed_from`, once its version differs from that one), or
+    as it stands after `wait` seconds. Woken by the commits that change it (the run feed), not by
+    polling: one read now, one per relevant change."""
     if not 0 <= wait <= core.settings.max_wait_seconds:
         raise ServiceError(
             422,
@@ -408,11 +410,12 @@ async def wait_for_run(core: Core, run_id: str, wait: float) -> dict[str, Any]:
             while True:
                 run = await queries.get_run(core.db, run_id)
                 left = deadline - time.monotonic()
-                if run["status"] in TERMINAL_RUN or left <= 0:
+                moved = changed_from is not None and run["version"] != changed_from
+                if moved or run["status"] in TERMINAL_RUN or left <= 0:
                     return run
                 while left > 0:
                     change = await changes.next(left)
-                    if change is None or change.type in TERMINAL_EVENTS or change.type == "run_reopened":
+                    if change is None or changed_from is not None or change.type in _WAKES:
                         break
                     left = deadline - time.monotonic()
     except TooManyWaiters as exc:

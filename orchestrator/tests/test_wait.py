@@ -7,7 +7,7 @@ import time
 
 from baton_orchestrator.db import migrate
 
-from .conftest import make_settings
+from .conftest import RawWorker, make_settings
 
 ONE = {"id": "one", "steps": [{"name": "only", "action": "w.one"}]}
 
@@ -78,3 +78,17 @@ async def test_the_original_slashed_urls_are_served_directly_when_posted_without
     assert listed.status_code == 200 and [w["id"] for w in listed.json()["items"]] == ["slashed"]
     assert (await client.http.get("/workflow/slashed/")).status_code == 200
     assert (await client.http.post("/workflow/slashed/trigger/", json={"input": 1})).status_code == 201
+
+
+async def test_a_long_poll_with_changed_from_answers_at_the_next_change_of_the_run(client, raw_worker):
+    await client.define({"id": "two", "steps": [{"name": "a", "action": "w.a"}, {"name": "b", "action": "w.b"}]})
+    run = (await client.trigger("two", 1)).json()
+    first = await client.run(run["run_id"])
+    same = await client.http.get(f"/workflow/run/{run['run_id']}?wait=0.3&changed_from={first['version']}")
+    assert same.json()["version"] == first["version"]  # nothing moved: answered at the end of the wait
+    poll = asyncio.create_task(
+        client.http.get(f"/workflow/run/{run['run_id']}?wait=20&changed_from={first['version']}")
+    )
+    async with raw_worker({"w.a": lambda job: "a", "w.b": lambda job: RawWorker.NO_REPLY}):
+        moved = (await poll).json()
+    assert moved["version"] != first["version"] and moved["status"] == "RUNNING"

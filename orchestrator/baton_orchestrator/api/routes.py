@@ -104,9 +104,17 @@ async def list_runs(
 
 
 @router.get("/workflow/run/{run_id}", tags=["runs"], summary="A run with every step and attempt")
-async def get_run(core: CoreDep, run_id: str, wait: Wait = None) -> dict[str, Any]:
+async def get_run(
+    core: CoreDep,
+    run_id: str,
+    wait: Wait = None,
+    changed_from: Annotated[
+        str | None,
+        Query(max_length=64, description="With wait: answer once the run's `version` differs from this one"),
+    ] = None,
+) -> dict[str, Any]:
     if wait is not None:
-        return await service.wait_for_run(core, run_id, wait)
+        return await service.wait_for_run(core, run_id, wait, changed_from)
     return await queries.get_run(core.db, run_id)
 
 

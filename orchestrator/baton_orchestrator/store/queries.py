@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -120,7 +121,7 @@ async def get_run(db: AsyncEngine, run_id: str) -> dict[str, Any]:
                 "error": a.error,
             }
         )
-    return {
+    detail = {
         **_run_summary(run),
         "input": run.input,
         "output": run.output,
@@ -142,6 +143,16 @@ async def get_run(db: AsyncEngine, run_id: str) -> dict[str, Any]:
             for s in steps
         ],
     }
+    detail["version"] = run_version(detail)
+    return detail
+
+
+def run_version(run: dict[str, Any]) -> str:
+    """Changes whenever a step or attempt moves: `?wait=&changed_from=<version>` waits for the next one."""
+    marks = [run["status"]] + [
+        f"{s['name']}:{s['status']}:{a['attempt']}:{a['status']}" for s in run["steps"] for a in s["attempts"]
+    ]
+    return hashlib.blake2b("|".join(marks).encode(), digest_size=8).hexdigest()
 
 
 def _run_summary(run: Any) -> dict[str, Any]:
