@@ -141,8 +141,9 @@ async def list_dlq(
     status: Literal["OPEN", "REDRIVEN", "DISCARDED"] = "OPEN",
     limit: Limit = 50,
     cursor: Cursor = None,
+    workflow_id: str | None = None,
 ) -> dict[str, Any]:
-    return await queries.list_dead_letters(core.db, status, limit, cursor)
+    return await queries.list_dead_letters(core.db, status, limit, cursor, workflow_id)
 
 
 @router.post(

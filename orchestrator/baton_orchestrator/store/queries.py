@@ -192,14 +192,18 @@ async def list_runs(
     return {"items": [_run_summary(r) for r in page], "next_cursor": nxt}
 
 
-async def list_dead_letters(db: AsyncEngine, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
+async def list_dead_letters(
+    db: AsyncEngine, status: str, limit: int, cursor: str | None, workflow_id: str | None = None
+) -> dict[str, Any]:
     before = decode_cursor(cursor, _id_part)[0] if cursor else 2**62
+    only = " AND r.workflow_id = :wf" if workflow_id else ""
     async with db.connect() as conn:
         rows = (
             await conn.execute(
-                text("""
-            SELECT * FROM dead_letters WHERE status = :status AND id < :before ORDER BY id DESC LIMIT :limit"""),
-                {"status": status, "before": before, "limit": limit + 1},
+                text(f"""
+            SELECT d.*, r.workflow_id FROM dead_letters d JOIN runs r ON r.id = d.run_id
+            WHERE d.status = :status AND d.id < :before{only} ORDER BY d.id DESC LIMIT :limit"""),
+                {"status": status, "before": before, "limit": limit + 1, "wf": workflow_id},
             )
         ).all()
     page = rows[:limit]
@@ -208,6 +212,7 @@ async def list_dead_letters(db: AsyncEngine, status: str, limit: int, cursor: st
             {
                 "id": r.id,
                 "run_id": str(r.run_id),
+                "workflow_id": r.workflow_id,
                 "step": r.step,
                 "action": r.action,
                 "job_id": r.job_id,
