@@ -8,13 +8,14 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from . import _kafka
-from ._dispatch import DaemonPool, Handler, error_from_exception, run_handler
+from ._deadline import Supervisor, timeout_error
+from ._dispatch import DaemonPool, Handler, Outcome, error_from_exception, run_handler
 from ._kafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
@@ -44,6 +45,7 @@ _PAUSE_AFTER_S = 1.0  # full for this long: pause fetching (a short full spell k
 _BACKLOG_FACTOR = 4  # finished jobs awaiting Kafka's acknowledgement, per unit of concurrency
 _SEND_BACKOFF_S = (0.5, 10.0)
 _PRESENCE_TIMEOUT_S = 10.0
+_CLOSE_TIMEOUT_S = 5.0  # each shutdown step (final commit, closing a client) gives up after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,10 @@ class Runtime:
 
     def __init__(self, settings: WorkerSettings, handlers: Mapping[str, Handler], worker: WorkerInfo) -> None:
         self._s, self._handlers, self._worker = settings, dict(handlers), worker
-        self._pool = DaemonPool(settings.concurrency)
+        assert settings.max_abandoned is not None
+        self._supervisor = Supervisor(settings.deadline_grace, settings.max_abandoned)
+        # Room for the abandoned sync handlers whose slots were freed: their threads are still busy.
+        self._pool = DaemonPool(settings.concurrency + settings.max_abandoned)
         self._tasks: set[asyncio.Task[None]] = set()  # one per fetched record until it is acknowledged
         self._extra: set[asyncio.Task[None]] = set()  # job heartbeats, presence
         self._running = 0  # handlers running: the concurrency limit applies to these
@@ -91,6 +96,10 @@ class Runtime:
         return self._running
 
     @property
+    def stuck_slots(self) -> int:
+        return self._supervisor.stuck
+
+    @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
@@ -115,28 +124,43 @@ class Runtime:
     async def _run(self, until_idle: bool, drain_timeout: float) -> RunReport:
         self._loop = asyncio.get_running_loop()
         job_topics = [self._s.jobs_topic(action) for action in self._handlers]
-        await _kafka.ensure_topics_retrying(
-            self._s,
-            [*job_topics, self._s.results_topic, self._s.dead_letter_topic, self._s.workers_topic],
-            self._worker.id,
-        )
+        topics = [*job_topics, self._s.results_topic, self._s.dead_letter_topic, self._s.workers_topic]
+        if not await self._unless_stopped(_kafka.ensure_topics_retrying(self._s, topics, self._worker.id)):
+            return self.report
         self._producer = producer = _kafka.make_producer(self._s, self._worker.id)
-        await producer.start()
         try:
-            for topic in job_topics:  # so the consumer's first metadata already lists new topics
-                await producer.partitions_for(topic)
+            if not await self._unless_stopped(_start_producer(producer, job_topics)):
+                return self.report
             self._consumer = consumer = _kafka.make_consumer(self._s, self._worker.id)
-            await consumer.start()
             try:
-                self._committer = Committer(consumer)
-                consumer.subscribe(job_topics, listener=self._committer)
-                await self._serve(until_idle, drain_timeout)
+                if await self._unless_stopped(consumer.start()):
+                    self._committer = Committer(consumer)
+                    consumer.subscribe(job_topics, listener=self._committer)
+                    await self._serve(until_idle, drain_timeout)
             finally:
-                await consumer.stop()  # auto-commit is off: only acknowledged jobs were committed
+                await _bounded(consumer.stop(), "closing the consumer")  # only acknowledged jobs were committed
         finally:
-            await producer.stop()
+            await _bounded(producer.stop(), "closing the producer")
             self._pool.shutdown()
         return self.report
+
+    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
+        """Run a start-up step unless a stop is asked first (SIGTERM while Kafka is unreachable, say):
+        then cancel it and return False."""
+        task = asyncio.ensure_future(step)
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            log.info("worker %s stopped while starting", self._worker.id)
+            return False
+        task.result()  # a start-up failure is raised here
+        return True
 
     async def _serve(self, until_idle: bool, drain_timeout: float) -> None:
         assert self._committer is not None
@@ -160,7 +184,8 @@ class Runtime:
             # Also on cancellation: nothing may send once the clients close. Unfinished jobs stay
             # uncommitted, so Kafka delivers them again.
             await _cancel([*background, *self._tasks])
-            await self._committer.commit()
+            await self._supervisor.close()
+            await _bounded(self._committer.commit(), "the final offset commit")
             await self._presence("STOPPED")
             self._closed = True
             await _cancel(self._extra)
@@ -266,8 +291,9 @@ class Runtime:
                 await self._dead_letter(record, exc)
                 self._counts["DLT"] += 1
             else:
-                result = await self._execute(job, record.headers)
-                self._release()
+                result, slot_kept = await self._execute(job, record.headers)
+                if not slot_kept:
+                    self._release()
                 released = True
                 status = await self._send_result(result, _kafka.result_headers(job.job_id, record.headers))
                 self._counts[status] += 1
@@ -286,13 +312,32 @@ class Runtime:
             raise Undecodable(f"no handler registered for action {job.action!r}", job.job_id)
         return job
 
-    async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> Result:
+    async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> tuple[Result, bool]:
+        """Run the job's handler within its deadline; the result, and whether the slot stays taken
+        (an abandoned handler past ``max_abandoned``: released when it returns)."""
         started = _now()
-        ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started))
-        outcome = await run_handler(self._handlers[job.action], job.input, ctx, self._pool, self._s.max_payload_bytes)
-        if outcome.error is not None:
-            ctx.logger.warning("job %s failed: %s: %s", job.job_id, outcome.error["type"], outcome.error["message"])
-        return Result(
+        live = [True]  # False once abandoned: its late heartbeats are dropped
+        ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started, live))
+        handler = self._handlers[job.action]
+        call = asyncio.create_task(run_handler(handler, job.input, ctx, self._pool, self._s.max_payload_bytes))
+        try:
+            outcome = await self._supervisor.wait(call, ctx)
+        except asyncio.CancelledError:
+            call.cancel()  # the drain was cut short: the job stays uncommitted
+            raise
+        slot_kept = False
+        if outcome is None:
+            live[0] = False
+            slot_kept = not self._supervisor.abandon(call, cancellable=handler.is_async, release=self._release)
+            outcome = Outcome("FAILED", error=timeout_error(ctx, self._s.deadline_grace))
+            ctx.logger.warning(
+                "job %s abandoned past its deadline (%d handlers abandoned, slot %s)",
+                job.job_id,
+                self._supervisor.stuck,
+                "kept: max_abandoned reached" if slot_kept else "freed",
+            )
+        self._log_failure(ctx, outcome)
+        result = Result(
             job.job_id,
             job.run_id,
             job.step,
@@ -304,6 +349,17 @@ class Runtime:
             outcome.output_json,
             outcome.error,
         )
+        return result, slot_kept
+
+    @staticmethod
+    def _log_failure(ctx: JobContext, outcome: Outcome) -> None:
+        if outcome.error is None:
+            return
+        kind = outcome.error["type"]
+        if kind in ("SystemExit", "KeyboardInterrupt"):  # not the worker's own: it keeps running
+            ctx.logger.error("job %s: handler raised %s; job failed, worker keeps running", ctx.job_id, kind)
+        else:
+            ctx.logger.warning("job %s failed: %s: %s", ctx.job_id, kind, outcome.error["message"])
 
     async def _send_result(self, result: Result, headers: list[tuple[str, bytes]]) -> str:
         """Send a result until acknowledged; returns the status that was sent."""
@@ -353,9 +409,11 @@ class Runtime:
                 delay = min(delay * 2, max_delay)
 
     # ------------------------------------------------------------------ heartbeats
-    def _heartbeat_soon(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
+    def _heartbeat_soon(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str, live: list[bool]) -> None:
         """``ctx.heartbeat()``: may be called from a handler thread, so hop onto the loop."""
         assert self._loop is not None
+        if not live[0]:
+            return  # abandoned: its job was answered Timeout already
         try:
             self._loop.call_soon_threadsafe(self._heartbeat_now, job, headers, started)
         except RuntimeError:
@@ -381,7 +439,7 @@ class Runtime:
     async def _presence_loop(self) -> None:
         while True:
             await self._presence("RUNNING")
-            await asyncio.sleep(self._s.heartbeat_interval)
+            await asyncio.sleep(self._s.presence_interval)
 
     async def _presence(self, status: str) -> None:
         """Best effort: a missed presence heartbeat must never hold up jobs or shutdown."""
@@ -392,6 +450,7 @@ class Runtime:
             actions=sorted(self._handlers),
             in_flight=self._running,
             details={
+                "stuck_slots": self._supervisor.stuck,
                 "hostname": socket.gethostname(),
                 "pid": os.getpid(),
                 "group_id": self._s.group_id,
@@ -404,6 +463,20 @@ class Runtime:
             await asyncio.wait_for(send, _PRESENCE_TIMEOUT_S)
         except (KafkaError, TimeoutError) as exc:
             log.warning("presence heartbeat not sent: %r", exc)
+
+
+async def _start_producer(producer: AIOKafkaProducer, job_topics: Sequence[str]) -> None:
+    await producer.start()
+    for topic in job_topics:  # so the consumer's first metadata already lists new topics
+        await producer.partitions_for(topic)
+
+
+async def _bounded(step: Coroutine[Any, Any, Any], what: str) -> None:
+    """A shutdown step that Kafka being down must not turn into a hang."""
+    try:
+        await asyncio.wait_for(step, _CLOSE_TIMEOUT_S)
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("%s did not finish (%r); going on", what, exc)
 
 
 async def _cancel(tasks: Collection[asyncio.Task[None]]) -> None:
