@@ -54,7 +54,10 @@ async def ensure_topics(settings: WorkerSettings, topics: Sequence[str], client_
     await admin.start()
     try:
         configs = {"max.message.bytes": str(settings.max_payload_bytes + _ENVELOPE_ROOM)}
-        new = [NewTopic(t, settings.topic_partitions, 1, topic_configs=configs) for t in topics]
+        if settings.topic_min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+        replicas = settings.topic_replication_factor
+        new = [NewTopic(t, settings.topic_partitions, replicas, topic_configs=configs) for t in topics]
         response = await admin.create_topics(new)
         failed = [(e[0], e[1]) for e in response.topic_errors if e[1] not in (0, _TOPIC_ALREADY_EXISTS)]
         if failed:

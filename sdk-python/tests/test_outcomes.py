@@ -4,6 +4,7 @@ it on the same partition still run (real Kafka, one partition, so they all queue
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -109,3 +110,48 @@ async def test_every_misbehaving_handler_fails_its_job_and_later_jobs_complete_w
     again = await _worker(kit, calls).run_until_idle(timeout=30)
     assert (again.completed, again.failed) == (0, 0)
     assert calls == Counter({j["job_id"]: 1 for j in jobs})
+
+
+async def test_job_with_a_lone_surrogate_in_its_ids_is_dead_lettered_and_the_next_job_runs(kit: Any) -> None:
+    """A result naming such a job could never be encoded: without this the partition froze behind it."""
+    await kit.create_topics("sync", partitions=1)
+    bad = kit.job("sync", "x")
+    raw = json.dumps(bad).replace(bad["run_id"], "\\udcff" + bad["run_id"][1:]).encode()
+    await kit.send_job(raw, action="sync")
+    good = kit.job("sync", "after")
+    await kit.send_job(good)
+    calls: Counter[str] = Counter()
+
+    report = await _worker(kit, calls).run_until_idle(timeout=30)
+
+    assert (report.completed, report.dead_lettered) == (1, 1)
+    [dead] = await kit.read("jobs.DLT", 1)
+    assert dead.value == raw and b"run_id" in dict(dead.headers)["kafka_dlt-exception-message"]
+    assert await kit.committed("sync") == 2
+
+
+async def test_bookkeeping_is_empty_after_thousands_of_jobs_through_every_outcome(kit: Any) -> None:
+    await kit.create_topics("sync", "async", partitions=2)
+    kinds = [*BAD_SYNC, "ok"]
+    jobs = [kit.job("sync", kinds[n % len(kinds)]) for n in range(3000)]
+    sends = [
+        await kit.producer.send(f"{kit.prefix}jobs.sync", json.dumps(j).encode(), key=j["run_id"].encode())
+        for j in jobs
+    ]
+    await asyncio.gather(*sends)
+    worker = _worker(kit, Counter())
+    async with worker:
+        runtime = worker._runtime
+        assert runtime is not None
+        tracker = runtime._committer.tracker  # type: ignore[union-attr]
+
+        async def all_committed() -> bool:
+            return await kit.committed("sync") == len(jobs)
+
+        await kit.eventually(all_committed, timeout=60, every=0.5)
+        parts = tracker._parts.values()
+        assert sum(len(p.pending) + len(p.done) for p in parts) == 0
+        assert len(runtime._tasks) == 0 and len(runtime._extra) <= 1 and worker.stuck_slots == 0
+    counts = Counter(r["status"] for r in await kit.results(len(jobs), timeout=30))
+    ok = sum(j["input"] == "ok" for j in jobs)
+    assert counts == {"COMPLETED": ok, "FAILED": len(jobs) - ok}
