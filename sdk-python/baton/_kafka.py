@@ -86,6 +86,12 @@ async def ensure_topics_retrying(
             delay = min(delay * 2, 5.0)
 
 
+async def start_producer(producer: AIOKafkaProducer, job_topics: Sequence[str]) -> None:
+    await producer.start()
+    for topic in job_topics:  # so the consumer's first metadata already lists new topics
+        await producer.partitions_for(topic)
+
+
 def make_producer(settings: WorkerSettings, client_id: str) -> AIOKafkaProducer:
     # Idempotent with acks=all: an acknowledged result is durable and a retried send is not doubled.
     # No linger: under load results batch behind the one request in flight; idle, linger is pure delay.

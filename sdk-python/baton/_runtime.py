@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import os
@@ -15,7 +14,7 @@ from typing import Any
 
 from . import _kafka
 from ._deadline import Supervisor, timeout_error
-from ._dispatch import DaemonPool, Handler, Outcome, error_from_exception, run_handler
+from ._dispatch import DaemonPool, Handler, Outcome, run_handler
 from ._kafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
@@ -24,16 +23,15 @@ from ._kafka import (
     TopicPartition,
 )
 from ._offsets import Committer, Ticket
+from ._sender import Sender
 from .config import WorkerSettings
 from .context import JobContext
-from .errors import PayloadTooLarge
 from .protocol import (
     Job,
     Result,
     Undecodable,
     WorkerInfo,
     decode_job,
-    encode_presence,
     encode_result,
     format_time,
 )
@@ -43,8 +41,6 @@ log = logging.getLogger("baton")
 _POLL_MS = 200  # how long one fetch waits for records; also how quickly a stop is noticed
 _PAUSE_AFTER_S = 1.0  # full for this long: pause fetching (a short full spell keeps the prefetched records)
 _BACKLOG_FACTOR = 4  # finished jobs awaiting Kafka's acknowledgement, per unit of concurrency
-_SEND_BACKOFF_S = (0.5, 10.0)
-_PRESENCE_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 5.0  # each shutdown step (final commit, closing a client) gives up after this
 
 
@@ -85,6 +81,7 @@ class Runtime:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._committer: Committer | None = None
+        self._sender: Sender
         self._closed = False  # set once nothing may be sent any more
 
     @property
@@ -128,8 +125,9 @@ class Runtime:
         if not await self._unless_stopped(_kafka.ensure_topics_retrying(self._s, topics, self._worker.id)):
             return self.report
         self._producer = producer = _kafka.make_producer(self._s, self._worker.id)
+        self._sender = Sender(self._s, producer, lambda: self._closed)
         try:
-            if not await self._unless_stopped(_start_producer(producer, job_topics)):
+            if not await self._unless_stopped(_kafka.start_producer(producer, job_topics)):
                 return self.report
             self._consumer = consumer = _kafka.make_consumer(self._s, self._worker.id)
             try:
@@ -288,14 +286,14 @@ class Runtime:
             except Undecodable as exc:
                 self._release()
                 released = True
-                await self._dead_letter(record, exc)
+                await self._sender.dead_letter(record, exc)
                 self._counts["DLT"] += 1
             else:
                 result, slot_kept = await self._execute(job, record.headers)
                 if not slot_kept:
                     self._release()
                 released = True
-                status = await self._send_result(result, _kafka.result_headers(job.job_id, record.headers))
+                status = await self._sender.result(result, _kafka.result_headers(job.job_id, record.headers))
                 self._counts[status] += 1
             assert self._committer is not None
             self._committer.finished(ticket)
@@ -361,53 +359,6 @@ class Runtime:
         else:
             ctx.logger.warning("job %s failed: %s: %s", ctx.job_id, kind, outcome.error["message"])
 
-    async def _send_result(self, result: Result, headers: list[tuple[str, bytes]]) -> str:
-        """Send a result until acknowledged; returns the status that was sent."""
-        value = encode_result(result)
-        try:
-            await self._send(self._s.results_topic, value, result.run_id.encode(), headers)
-            return result.status
-        except _kafka.SIZE_ERRORS as exc:
-            # Kafka refused the record (e.g. a topic limit below ours): the step must still end.
-            error = PayloadTooLarge(f"result of {len(value)} bytes rejected by Kafka: {exc}")
-            failed = dataclasses.replace(
-                result,
-                status="FAILED",
-                output_json="null",
-                error=error_from_exception(error, with_stack=False),
-            )
-            await self._send(self._s.results_topic, encode_result(failed), result.run_id.encode(), headers)
-            return "FAILED"
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Undecodable) -> None:
-        log.warning(
-            "undecodable job at %s[%d] offset %d moved to %s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            self._s.dead_letter_topic,
-            exc.reason,
-        )
-        headers = _kafka.dead_letter_headers(record, self._s.group_id, exc.reason, exc.job_id)
-        await self._send(self._s.dead_letter_topic, record.value, record.key, headers)
-
-    async def _send(self, topic: str, value: bytes | None, key: bytes | None, headers: list[Any]) -> None:
-        """Send until Kafka acknowledges: the job's offset is committed only after that."""
-        assert self._producer is not None
-        delay, max_delay = _SEND_BACKOFF_S
-        while True:
-            try:
-                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
-                return
-            except _kafka.SIZE_ERRORS:
-                raise
-            except KafkaError as exc:
-                if self._closed:
-                    raise
-                log.warning("send to %s failed (%r); retrying in %.1fs", topic, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
-
     # ------------------------------------------------------------------ heartbeats
     def _heartbeat_soon(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str, live: list[bool]) -> None:
         """``ctx.heartbeat()``: may be called from a handler thread, so hop onto the loop."""
@@ -423,7 +374,7 @@ class Runtime:
         if self._closed:
             return  # a handler abandoned by the drain is still calling: nobody is listening
         beat = Result(job.job_id, job.run_id, job.step, job.attempt, "HEARTBEAT", self._worker, started, None)
-        send = self._send(
+        send = self._sender.send(
             self._s.results_topic,
             encode_result(beat),
             job.run_id.encode(),
@@ -442,9 +393,7 @@ class Runtime:
             await asyncio.sleep(self._s.presence_interval)
 
     async def _presence(self, status: str) -> None:
-        """Best effort: a missed presence heartbeat must never hold up jobs or shutdown."""
-        assert self._producer is not None
-        value = encode_presence(
+        await self._sender.presence(
             self._worker,
             status=status,
             actions=sorted(self._handlers),
@@ -458,17 +407,6 @@ class Runtime:
                 "started_at": self._started_at,
             },
         )
-        send = self._producer.send_and_wait(self._s.workers_topic, value, key=self._worker.id.encode())
-        try:
-            await asyncio.wait_for(send, _PRESENCE_TIMEOUT_S)
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("presence heartbeat not sent: %r", exc)
-
-
-async def _start_producer(producer: AIOKafkaProducer, job_topics: Sequence[str]) -> None:
-    await producer.start()
-    for topic in job_topics:  # so the consumer's first metadata already lists new topics
-        await producer.partitions_for(topic)
 
 
 async def _bounded(step: Coroutine[Any, Any, Any], what: str) -> None:
