@@ -11,6 +11,8 @@ returns, so abandoned threads can never pile up without bound.
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,16 +34,23 @@ class Supervisor:
     async def wait(self, call: asyncio.Task[Outcome], ctx: JobContext) -> Outcome | None:
         """The handler's outcome, or ``None`` once ``ctx.deadline`` (moved by heartbeats) plus the grace
         has passed. A job fetched after its deadline still gets the grace from its start."""
-        started = datetime.now(UTC)
-        while True:
-            give_up = max(ctx.deadline, started).timestamp() + self._grace
-            remaining = give_up - datetime.now(UTC).timestamp()
+        loop = asyncio.get_running_loop()
+        started = time.time()
+        while not call.done():
+            remaining = max(ctx.deadline.timestamp(), started) + self._grace - time.time()
             if remaining <= 0:
                 return None
+            # One future and one timer per wait (cheaper than wait_for + shield on the hot path).
+            wake: asyncio.Future[None] = loop.create_future()
+            timer = loop.call_later(remaining, _wake, wake)
+            wake_on_done = functools.partial(_wake_after, wake)
+            call.add_done_callback(wake_on_done)
             try:
-                return await asyncio.wait_for(asyncio.shield(call), remaining)
-            except TimeoutError:
-                continue  # a heartbeat may have moved the deadline meanwhile
+                await wake  # then: done, or a heartbeat may have moved the deadline meanwhile
+            finally:
+                timer.cancel()
+                call.remove_done_callback(wake_on_done)
+        return call.result()
 
     def abandon(self, call: asyncio.Task[Outcome], *, cancellable: bool, release: Callable[[], None]) -> bool:
         """Give up on ``call``; True if its slot is free now, else ``release`` runs when it returns."""
@@ -68,6 +77,15 @@ class Supervisor:
         for call in calls:
             call.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wake_after(future: asyncio.Future[None], _call: object) -> None:
+    _wake(future)
 
 
 def timeout_error(ctx: JobContext, grace: float) -> dict[str, object]:
