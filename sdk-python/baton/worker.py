@@ -32,7 +32,8 @@ class Worker:
     Options not given fall back to ``BATON_KAFKA_BOOTSTRAP_SERVERS``, ``BATON_WORKER_GROUP``,
     ``BATON_WORKER_CONCURRENCY`` and ``BATON_TOPIC_PREFIX``, then to the defaults (``localhost:9092``,
     ``workflow-workers``, 8, ``workflow-``). ``settings`` carries the rarer options (payload limit,
-    partitions of created topics, presence interval); explicit arguments override it.
+    created topics, presence interval, drain timeout, deadline grace, max abandoned); explicit arguments
+    override it.
 
     Example::
 
