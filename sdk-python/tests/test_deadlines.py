@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from baton import JobContext, Worker
-from baton.protocol import format_time
+from baton.protocol import format_time, parse_time
 
 TIMEOUT_MESSAGE = re.compile(r"handler still running \d+ ms after the job's deadline \(grace 500 ms\); abandoned")
 
@@ -47,6 +47,11 @@ async def _check_timeouts_and_stop(
     kit: Any, worker: Worker, jobs: list[dict[str, Any]], release: threading.Event
 ) -> None:
     results = {r["job_id"]: r for r in await kit.results(len(jobs), timeout=20)}
+    first_start = min(r["started_at"] for r in results.values())
+    last_finish = max(r["finished_at"] for r in results.values())
+    elapsed = (parse_time(last_finish) - parse_time(first_start)).total_seconds()
+    print(f"22 jobs answered {elapsed:.2f} s after the first started (step timeout 1 s, grace 0.5 s)")
+    assert elapsed < 10  # a few times the step timeout, not forever
     stuck = [results[j["job_id"]] for j in jobs if j["input"] == "hang"]
     assert [(r["status"], r["error"]["type"], r["error"]["retryable"]) for r in stuck] == [
         ("FAILED", "Timeout", True)
