@@ -184,7 +184,7 @@ class Runtime:
             await _cancel([*background, *self._tasks])
             await self._supervisor.close()
             await _bounded(self._committer.commit(), "the final offset commit")
-            await self._presence("STOPPED")
+            await self._presence("STOPPED", _CLOSE_TIMEOUT_S)
             self._closed = True
             await _cancel(self._extra)
             log.info("worker %s stopped: %s", self._worker.id, self.report)
@@ -392,9 +392,10 @@ class Runtime:
             await self._presence("RUNNING")
             await asyncio.sleep(self._s.presence_interval)
 
-    async def _presence(self, status: str) -> None:
+    async def _presence(self, status: str, timeout: float = 10.0) -> None:
         await self._sender.presence(
             self._worker,
+            timeout,
             status=status,
             actions=sorted(self._handlers),
             in_flight=self._running,

@@ -77,11 +77,11 @@ class Sender:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
 
-    async def presence(self, worker: WorkerInfo, **fields: Any) -> None:
+    async def presence(self, worker: WorkerInfo, timeout: float = _PRESENCE_TIMEOUT_S, **fields: Any) -> None:
         """Best effort: a missed presence heartbeat must never hold up jobs or shutdown."""
         value = encode_presence(worker, **fields)
         send = self._producer.send_and_wait(self._s.workers_topic, value, key=worker.id.encode())
         try:
-            await asyncio.wait_for(send, _PRESENCE_TIMEOUT_S)
+            await asyncio.wait_for(send, timeout)
         except (KafkaError, TimeoutError) as exc:
             log.warning("presence heartbeat not sent: %r", exc)

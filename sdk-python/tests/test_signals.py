@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,31 @@ async def test_worker_exits_promptly_when_sigterm_arrives_while_it_waits_for_kaf
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
         nobody.close()
+
+
+async def test_stop_is_bounded_by_the_drain_timeout_when_asked_during_a_rebalance(kit: Any) -> None:
+    """The first worker is inside its revocation wait (jobs in flight) when the stop comes."""
+    await kit.create_topics("slow", partitions=4)
+    started = asyncio.Event()
+
+    async def slow(payload: Any) -> Any:
+        started.set()
+        await asyncio.sleep(30)
+        return payload
+
+    first, second = Worker(concurrency=4, settings=kit.settings()), Worker(concurrency=4, settings=kit.settings())
+    first.register("slow", slow)
+    second.register("slow", slow)
+    for n in range(8):
+        await kit.send_job(kit.job("slow", n))
+    async with first:
+        await asyncio.wait_for(started.wait(), 20)
+        joining = asyncio.create_task(second.__aenter__())  # rebalances the group
+        try:
+            await asyncio.sleep(1.5)  # the first worker now waits (up to 5 s) for its jobs to finish
+            began = time.monotonic()
+            await first.stop(timeout=1.0)
+            assert time.monotonic() - began < 3.0
+        finally:
+            await joining
+            await second.stop(timeout=0.5)
