@@ -92,6 +92,19 @@ async def start_producer(producer: AIOKafkaProducer, job_topics: Sequence[str]) 
         await producer.partitions_for(topic)
 
 
+async def send_alone(
+    producer: AIOKafkaProducer, topic: str, value: bytes | None, key: bytes | None, headers: Headers
+) -> None:
+    """Send one record in a batch of its own (same partition as ``send`` would pick) and wait for it."""
+    batch = producer.create_batch()
+    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        raise MessageSizeTooLargeError(f"a {len(value or b'')}-byte record does not fit a batch")
+    batch.close()
+    partitions = sorted(await producer.partitions_for(topic))
+    partition = _KeyPartitioner()(key, partitions, partitions)
+    await (await producer.send_batch(batch, topic, partition=partition))
+
+
 def make_producer(settings: WorkerSettings, client_id: str) -> AIOKafkaProducer:
     # Idempotent with acks=all: an acknowledged result is durable and a retried send is not doubled.
     # No linger: under load results batch behind the one request in flight; idle, linger is pure delay.

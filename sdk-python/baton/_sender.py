@@ -33,20 +33,21 @@ class Sender:
 
     async def result(self, result: Result, headers: list[tuple[str, bytes]]) -> str:
         """Send a result until acknowledged; returns the status that was sent."""
-        value = encode_result(result)
+        value, key = encode_result(result), result.run_id.encode()
         try:
-            await self.send(self._s.results_topic, value, result.run_id.encode(), headers)
+            await self._send_sized(self._s.results_topic, value, key, headers)
             return result.status
         except _kafka.SIZE_ERRORS as exc:
-            # Kafka refused the record (e.g. a topic limit below ours): the step must still end.
-            error = PayloadTooLarge(f"result of {len(value)} bytes rejected by Kafka: {exc}")
+            # Kafka refused the record itself (e.g. a topic limit below ours): the step must still end.
+            log.warning("result of job %s (%d bytes) rejected by Kafka: %r", result.job_id, len(value), exc)
+            error = PayloadTooLarge(f"result of {len(value)} bytes rejected by Kafka: {type(exc).__name__}")
             failed = dataclasses.replace(
                 result,
                 status="FAILED",
                 output_json="null",
                 error=error_from_exception(error, with_stack=False),
             )
-            await self.send(self._s.results_topic, encode_result(failed), result.run_id.encode(), headers)
+            await self.send(self._s.results_topic, encode_result(failed), key, headers, alone=True)
             return "FAILED"
 
     async def dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Undecodable) -> None:
@@ -59,14 +60,38 @@ class Sender:
             exc.reason,
         )
         headers = _kafka.dead_letter_headers(record, self._s.group_id, exc.reason, exc.job_id)
-        await self.send(self._s.dead_letter_topic, record.value, record.key, headers)
+        try:
+            await self._send_sized(self._s.dead_letter_topic, record.value, record.key, headers)
+        except _kafka.SIZE_ERRORS:
+            # Too large for the dead-letter topic: keep its headers (where it came from, why), say so in
+            # one more header, rather than block the partition behind a record no topic will take.
+            log.error(
+                "undecodable job at offset %d too large for %s: sent without its value",
+                record.offset,
+                self._s.dead_letter_topic,
+            )
+            headers.append(("baton-dlt-value-dropped", b"too large for the dead-letter topic"))
+            await self.send(self._s.dead_letter_topic, None, record.key, headers, alone=True)
 
-    async def send(self, topic: str, value: bytes | None, key: bytes | None, headers: list[Any]) -> None:
+    async def _send_sized(self, topic: str, value: bytes | None, key: bytes | None, headers: list[Any]) -> None:
+        """``send``; after a size error, once more in a batch of its own, since Kafka refuses a whole
+        batch when one record of it is too large: only a record refused alone is too large itself."""
+        try:
+            await self.send(topic, value, key, headers)
+        except _kafka.SIZE_ERRORS:
+            await self.send(topic, value, key, headers, alone=True)
+
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[Any], *, alone: bool = False
+    ) -> None:
         """Send until Kafka acknowledges: the job's offset is committed only after that."""
         delay, max_delay = _SEND_BACKOFF_S
         while True:
             try:
-                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                if alone:
+                    await _kafka.send_alone(self._producer, topic, value, key, headers)
+                else:
+                    await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
                 return
             except _kafka.SIZE_ERRORS:
                 raise

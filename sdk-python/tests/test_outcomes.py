@@ -9,6 +9,8 @@ import re
 from collections import Counter
 from typing import Any
 
+from aiokafka.admin import NewTopic
+
 from baton import JobContext, Worker
 
 
@@ -155,3 +157,53 @@ async def test_bookkeeping_is_empty_after_thousands_of_jobs_through_every_outcom
     counts = Counter(r["status"] for r in await kit.results(len(jobs), timeout=30))
     ok = sum(j["input"] == "ok" for j in jobs)
     assert counts == {"COMPLETED": ok, "FAILED": len(jobs) - ok}
+
+
+async def test_result_refused_by_kafka_as_too_large_is_replaced_by_a_failed_one_when_the_topic_limit_is_lower(
+    kit: Any,
+) -> None:
+    results_topic = f"{kit.prefix}results"
+    await kit.admin.create_topics([NewTopic(results_topic, 1, 1, topic_configs={"max.message.bytes": "2000"})])
+    kit.created.append(results_topic)
+    await kit.create_topics("sync", partitions=1)
+    big, after = kit.job("sync", "big"), kit.job("sync", "ok")
+    await kit.send_job(big)
+    await kit.send_job(after)
+    worker = Worker(settings=kit.settings(topic_partitions=1))
+    worker.register("sync", lambda payload: "x" * 5000 if payload == "big" else payload)
+
+    report = await worker.run_until_idle(timeout=30)
+
+    assert (report.completed, report.failed) == (1, 1)
+    results = {r["job_id"]: r for r in await kit.results(2)}
+    refused = results[big["job_id"]]
+    assert (refused["status"], refused["error"]["type"], refused["error"]["retryable"]) == (
+        "FAILED",
+        "PayloadTooLarge",
+        False,
+    )
+    assert "rejected by Kafka" in refused["error"]["message"] and refused["output"] is None
+    assert results[after["job_id"]]["output"] == "ok"
+    assert await kit.committed("sync") == 2
+
+
+async def test_poison_job_too_large_for_the_dlt_is_dead_lettered_without_its_value_and_the_next_job_runs(
+    kit: Any,
+) -> None:
+    dlt = f"{kit.prefix}jobs.DLT"
+    await kit.admin.create_topics([NewTopic(dlt, 1, 1, topic_configs={"max.message.bytes": "2000"})])
+    kit.created.append(dlt)
+    await kit.create_topics("sync", partitions=1)
+    await kit.send_job(b"not json " * 600, action="sync")
+    after = kit.job("sync", "ok")
+    await kit.send_job(after)
+    worker = Worker(settings=kit.settings(topic_partitions=1))
+    worker.register("sync", lambda payload: payload)
+
+    report = await worker.run_until_idle(timeout=30)
+
+    assert (report.completed, report.dead_lettered) == (1, 1)
+    [dead] = await kit.read("jobs.DLT", 1)
+    assert dead.value is None and dict(dead.headers)["baton-dlt-value-dropped"]
+    assert dict(dead.headers)["baton-dlt-reason"] == b"undecodable"
+    assert await kit.committed("sync") == 2
