@@ -366,13 +366,13 @@ class Runtime:
         if not live[0]:
             return  # abandoned: its job was answered Timeout already
         try:
-            self._loop.call_soon_threadsafe(self._heartbeat_now, job, headers, started)
+            self._loop.call_soon_threadsafe(self._heartbeat_now, job, headers, started, live)
         except RuntimeError:
             pass  # the loop is closed: the worker has stopped and the job is abandoned anyway
 
-    def _heartbeat_now(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
-        if self._closed:
-            return  # a handler abandoned by the drain is still calling: nobody is listening
+    def _heartbeat_now(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str, live: list[bool]) -> None:
+        if self._closed or not live[0]:
+            return  # abandoned (by the drain or past its deadline) while this call waited for the loop
         beat = Result(job.job_id, job.run_id, job.step, job.attempt, "HEARTBEAT", self._worker, started, None)
         send = self._sender.send(
             self._s.results_topic,
