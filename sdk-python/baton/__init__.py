@@ -14,16 +14,19 @@ from .context import JobContext
 from .errors import (
     BatonError,
     ConfigError,
+    IdleTimeout,
     NonRetryableError,
     PayloadTooLarge,
     RetryLater,
     SerializationError,
+    WorkerStateError,
 )
 from .worker import RunReport, Worker
 
 __all__ = [
     "BatonError",
     "ConfigError",
+    "IdleTimeout",
     "JobContext",
     "NonRetryableError",
     "PayloadTooLarge",
@@ -32,5 +35,6 @@ __all__ = [
     "SerializationError",
     "Worker",
     "WorkerSettings",
+    "WorkerStateError",
     "__version__",
 ]

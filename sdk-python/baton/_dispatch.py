@@ -7,6 +7,7 @@ import concurrent.futures
 import functools
 import inspect
 import queue
+import re
 import threading
 import traceback
 from collections.abc import Callable
@@ -18,7 +19,10 @@ from .context import JobContext
 from .errors import BatonError, ConfigError, PayloadTooLarge, RetryLater, SerializationError
 from .protocol import encode_json
 
-_MAX_STACKTRACE = 32 * 1024
+# Bounds of docs/sdk-contract.md ("Round 2 names and bounds"), shared by the three SDKs.
+MAX_MESSAGE_BYTES = 4096
+MAX_STACKTRACE_BYTES = 16_384
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +131,16 @@ async def call_handler(handler: Handler, payload: Any, ctx: JobContext, pool: Da
 async def run_handler(
     handler: Handler, payload: Any, ctx: JobContext, pool: DaemonPool, max_payload_bytes: int
 ) -> Outcome:
-    """Call the handler and map its return value or exception to an :class:`Outcome`."""
+    """Call the handler and map its return value or exception to an :class:`Outcome`; never raises,
+    except when the task running it is cancelled (by the worker: a drain cut short, an abandoned job)."""
     try:
         value = await call_handler(handler, payload, ctx, pool)
-    except Exception as exc:
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our own cancellation, not the handler's doing
+        return Outcome("FAILED", error=error_from_exception(exc))
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt too: they fail this job, not the worker
         return Outcome("FAILED", error=error_from_exception(exc))
     return encode_output(value, max_payload_bytes)
 
@@ -139,10 +149,10 @@ def encode_output(value: Any, max_payload_bytes: int) -> Outcome:
     """Encode a return value; a value that is not JSON or is too large fails for good, never truncated."""
     try:
         output_json = encode_json(value)
-    except (TypeError, ValueError) as exc:
-        problem = SerializationError(f"handler returned a value that is not JSON-serialisable: {exc}")
+        size = len(output_json.encode())  # lone surrogates fail here (UnicodeEncodeError)
+    except Exception as exc:  # TypeError, ValueError, RecursionError, or a failing __iter__/__str__ of a value
+        problem = SerializationError(f"handler returned a value that is not JSON-serialisable: {_describe(exc)}")
         return Outcome("FAILED", error=error_from_exception(problem, with_stack=False))
-    size = len(output_json.encode())
     if size > max_payload_bytes:
         error = PayloadTooLarge(f"output is {size} bytes, over max_payload_bytes={max_payload_bytes}")
         return Outcome("FAILED", error=error_from_exception(error, with_stack=False))
@@ -150,10 +160,11 @@ def encode_output(value: Any, max_payload_bytes: int) -> Outcome:
 
 
 def error_from_exception(exc: BaseException, *, with_stack: bool = True) -> dict[str, Any]:
-    """The result's ``error`` object for an exception (``protocol/README.md``, error table)."""
+    """The result's ``error`` object for an exception (``protocol/README.md``, error table), with the
+    message and stack trace cut to their bounds and lone surrogates replaced, so it always encodes."""
     error: dict[str, Any] = {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": bounded_text(_describe(exc), MAX_MESSAGE_BYTES),
         "stacktrace": _stacktrace(exc) if with_stack and not isinstance(exc, RetryLater) else None,
         "retryable": exc.retryable if isinstance(exc, BatonError) else True,
     }
@@ -162,10 +173,32 @@ def error_from_exception(exc: BaseException, *, with_stack: bool = True) -> dict
     return error
 
 
+def bounded_text(text: str, max_bytes: int) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, cut to ``max_bytes`` UTF-8 bytes at a character
+    boundary; a cut text ends in `` …[cut N bytes]`` (N = the bytes removed), inside the bound."""
+    raw = _SURROGATE.sub("\ufffd", text).encode()
+    if len(raw) <= max_bytes:
+        return raw.decode()
+    keep = max_bytes
+    while True:  # the marker's length depends on N, which depends on how much is kept
+        head = raw[:keep].decode(errors="ignore")  # drops a character split by the cut
+        marker = f" …[cut {len(raw) - len(head.encode())} bytes]"
+        if len(head.encode()) + len(marker.encode()) <= max_bytes or not head:
+            return head + marker
+        keep = min(keep - 1, max_bytes - len(marker.encode()))  # strictly shrinking: this ends
+
+
+def _describe(exc: BaseException) -> str:
+    # str() runs the exception's own code, which may raise anything (or return a non-str).
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<unprintable {type(exc).__name__}>"
+
+
 def _stacktrace(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
-    if len(text) > _MAX_STACKTRACE:
-        # Keep the end: the innermost frames and the exception line say the most.
-        cut = len(text) - _MAX_STACKTRACE
-        text = f"[{cut} characters of stack trace omitted]\n{text[cut:]}"
-    return text
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except BaseException:
+        text = f"<stack trace of {type(exc).__name__} could not be formatted>"
+    return bounded_text(text, MAX_STACKTRACE_BYTES)

@@ -54,7 +54,10 @@ async def ensure_topics(settings: WorkerSettings, topics: Sequence[str], client_
     await admin.start()
     try:
         configs = {"max.message.bytes": str(settings.max_payload_bytes + _ENVELOPE_ROOM)}
-        new = [NewTopic(t, settings.topic_partitions, 1, topic_configs=configs) for t in topics]
+        if settings.topic_min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+        replicas = settings.topic_replication_factor
+        new = [NewTopic(t, settings.topic_partitions, replicas, topic_configs=configs) for t in topics]
         response = await admin.create_topics(new)
         failed = [(e[0], e[1]) for e in response.topic_errors if e[1] not in (0, _TOPIC_ALREADY_EXISTS)]
         if failed:
@@ -81,6 +84,25 @@ async def ensure_topics_retrying(
             log.warning("Kafka at %s not reachable (%s); retrying in %.1fs", settings.bootstrap_servers, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def start_producer(producer: AIOKafkaProducer, job_topics: Sequence[str]) -> None:
+    await producer.start()
+    for topic in job_topics:  # so the consumer's first metadata already lists new topics
+        await producer.partitions_for(topic)
+
+
+async def send_alone(
+    producer: AIOKafkaProducer, topic: str, value: bytes | None, key: bytes | None, headers: Headers
+) -> None:
+    """Send one record in a batch of its own (same partition as ``send`` would pick) and wait for it."""
+    batch = producer.create_batch()
+    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        raise MessageSizeTooLargeError(f"a {len(value or b'')}-byte record does not fit a batch")
+    batch.close()
+    partitions = sorted(await producer.partitions_for(topic))
+    partition = _KeyPartitioner()(key, partitions, partitions)
+    await (await producer.send_batch(batch, topic, partition=partition))
 
 
 def make_producer(settings: WorkerSettings, client_id: str) -> AIOKafkaProducer:

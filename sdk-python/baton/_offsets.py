@@ -16,6 +16,7 @@ log = logging.getLogger("baton")
 
 TopicPartition = Hashable  # aiokafka's (topic, partition) named tuple; any hashable key works
 _COMMIT_INTERVAL_S = 0.05  # at most one offset commit per interval; commits batch up meanwhile
+_RETRY_S = (0.2, 5.0)  # backoff between attempts of a failed commit
 _REVOKE_WAIT_S = 5.0  # how long a rebalance may wait for the jobs in flight on revoked partitions
 
 
@@ -104,27 +105,36 @@ class Committer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._progress.set()
 
     async def loop(self) -> None:
+        backoff = _RETRY_S[0]
         while True:
             await self._wanted.wait()
             self._wanted.clear()
-            await self.commit()
-            await asyncio.sleep(_COMMIT_INTERVAL_S)
+            if await self.commit():
+                backoff = _RETRY_S[0]
+                await asyncio.sleep(_COMMIT_INTERVAL_S)
+            else:
+                # Retried even if no other job finishes: a commit lost to an outage must not freeze the
+                # partition's committed offset (its jobs would all run again after a restart).
+                self._wanted.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _RETRY_S[1])
 
-    async def commit(self, only: Collection[TopicPartition] | None = None) -> None:
+    async def commit(self, only: Collection[TopicPartition] | None = None) -> bool:
+        """Commit what may be committed; False if Kafka refused (nothing is lost: retry later)."""
         async with self._lock:
             assigned = self._consumer.assignment()
             offsets = {
                 tp: o for tp, o in self.tracker.committable().items() if tp in assigned and (only is None or tp in only)
             }
             if not offsets:
-                return
+                return True
             try:
                 await self._consumer.commit(offsets)
             except KafkaError as exc:
-                # Not fatal: those jobs are redelivered and their results deduplicated downstream.
-                log.warning("offset commit failed: %r", exc)
-                return
+                log.warning("offset commit failed (retried): %r", exc)
+                return False
             self.tracker.mark_committed(offsets)
+            return True
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Let the jobs in flight on these partitions finish first, so their offsets are committed while

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import os
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from . import _kafka
-from ._dispatch import DaemonPool, Handler, error_from_exception, run_handler
+from ._deadline import Supervisor, timeout_error
+from ._dispatch import DaemonPool, Handler, Outcome, run_handler
 from ._kafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
@@ -23,16 +23,15 @@ from ._kafka import (
     TopicPartition,
 )
 from ._offsets import Committer, Ticket
+from ._sender import Sender
 from .config import WorkerSettings
 from .context import JobContext
-from .errors import PayloadTooLarge
 from .protocol import (
     Job,
     Result,
     Undecodable,
     WorkerInfo,
     decode_job,
-    encode_presence,
     encode_result,
     format_time,
 )
@@ -42,8 +41,7 @@ log = logging.getLogger("baton")
 _POLL_MS = 200  # how long one fetch waits for records; also how quickly a stop is noticed
 _PAUSE_AFTER_S = 1.0  # full for this long: pause fetching (a short full spell keeps the prefetched records)
 _BACKLOG_FACTOR = 4  # finished jobs awaiting Kafka's acknowledgement, per unit of concurrency
-_SEND_BACKOFF_S = (0.5, 10.0)
-_PRESENCE_TIMEOUT_S = 10.0
+_CLOSE_TIMEOUT_S = 5.0  # each shutdown step (final commit, closing a client) gives up after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +62,10 @@ class Runtime:
 
     def __init__(self, settings: WorkerSettings, handlers: Mapping[str, Handler], worker: WorkerInfo) -> None:
         self._s, self._handlers, self._worker = settings, dict(handlers), worker
-        self._pool = DaemonPool(settings.concurrency)
+        assert settings.max_abandoned is not None
+        self._supervisor = Supervisor(settings.deadline_grace, settings.max_abandoned)
+        # Room for the abandoned sync handlers whose slots were freed: their threads are still busy.
+        self._pool = DaemonPool(settings.concurrency + settings.max_abandoned)
         self._tasks: set[asyncio.Task[None]] = set()  # one per fetched record until it is acknowledged
         self._extra: set[asyncio.Task[None]] = set()  # job heartbeats, presence
         self._running = 0  # handlers running: the concurrency limit applies to these
@@ -80,6 +81,7 @@ class Runtime:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._committer: Committer | None = None
+        self._sender: Sender
         self._closed = False  # set once nothing may be sent any more
 
     @property
@@ -89,6 +91,10 @@ class Runtime:
     @property
     def in_flight(self) -> int:
         return self._running
+
+    @property
+    def stuck_slots(self) -> int:
+        return self._supervisor.stuck
 
     @property
     def stopping(self) -> bool:
@@ -115,28 +121,44 @@ class Runtime:
     async def _run(self, until_idle: bool, drain_timeout: float) -> RunReport:
         self._loop = asyncio.get_running_loop()
         job_topics = [self._s.jobs_topic(action) for action in self._handlers]
-        await _kafka.ensure_topics_retrying(
-            self._s,
-            [*job_topics, self._s.results_topic, self._s.dead_letter_topic, self._s.workers_topic],
-            self._worker.id,
-        )
+        topics = [*job_topics, self._s.results_topic, self._s.dead_letter_topic, self._s.workers_topic]
+        if not await self._unless_stopped(_kafka.ensure_topics_retrying(self._s, topics, self._worker.id)):
+            return self.report
         self._producer = producer = _kafka.make_producer(self._s, self._worker.id)
-        await producer.start()
+        self._sender = Sender(self._s, producer, lambda: self._closed)
         try:
-            for topic in job_topics:  # so the consumer's first metadata already lists new topics
-                await producer.partitions_for(topic)
+            if not await self._unless_stopped(_kafka.start_producer(producer, job_topics)):
+                return self.report
             self._consumer = consumer = _kafka.make_consumer(self._s, self._worker.id)
-            await consumer.start()
             try:
-                self._committer = Committer(consumer)
-                consumer.subscribe(job_topics, listener=self._committer)
-                await self._serve(until_idle, drain_timeout)
+                if await self._unless_stopped(consumer.start()):
+                    self._committer = Committer(consumer)
+                    consumer.subscribe(job_topics, listener=self._committer)
+                    await self._serve(until_idle, drain_timeout)
             finally:
-                await consumer.stop()  # auto-commit is off: only acknowledged jobs were committed
+                await _bounded(consumer.stop(), "closing the consumer")  # only acknowledged jobs were committed
         finally:
-            await producer.stop()
+            await _bounded(producer.stop(), "closing the producer")
             self._pool.shutdown()
         return self.report
+
+    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
+        """Run a start-up step unless a stop is asked first (SIGTERM while Kafka is unreachable, say):
+        then cancel it and return False."""
+        task = asyncio.ensure_future(step)
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            log.info("worker %s stopped while starting", self._worker.id)
+            return False
+        task.result()  # a start-up failure is raised here
+        return True
 
     async def _serve(self, until_idle: bool, drain_timeout: float) -> None:
         assert self._committer is not None
@@ -160,8 +182,9 @@ class Runtime:
             # Also on cancellation: nothing may send once the clients close. Unfinished jobs stay
             # uncommitted, so Kafka delivers them again.
             await _cancel([*background, *self._tasks])
-            await self._committer.commit()
-            await self._presence("STOPPED")
+            await self._supervisor.close()
+            await _bounded(self._committer.commit(), "the final offset commit")
+            await self._presence("STOPPED", _CLOSE_TIMEOUT_S)
             self._closed = True
             await _cancel(self._extra)
             log.info("worker %s stopped: %s", self._worker.id, self.report)
@@ -263,13 +286,14 @@ class Runtime:
             except Undecodable as exc:
                 self._release()
                 released = True
-                await self._dead_letter(record, exc)
+                await self._sender.dead_letter(record, exc)
                 self._counts["DLT"] += 1
             else:
-                result = await self._execute(job, record.headers)
-                self._release()
+                result, slot_kept = await self._execute(job, record.headers)
+                if not slot_kept:
+                    self._release()
                 released = True
-                status = await self._send_result(result, _kafka.result_headers(job.job_id, record.headers))
+                status = await self._sender.result(result, _kafka.result_headers(job.job_id, record.headers))
                 self._counts[status] += 1
             assert self._committer is not None
             self._committer.finished(ticket)
@@ -286,13 +310,32 @@ class Runtime:
             raise Undecodable(f"no handler registered for action {job.action!r}", job.job_id)
         return job
 
-    async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> Result:
+    async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> tuple[Result, bool]:
+        """Run the job's handler within its deadline; the result, and whether the slot stays taken
+        (an abandoned handler past ``max_abandoned``: released when it returns)."""
         started = _now()
-        ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started))
-        outcome = await run_handler(self._handlers[job.action], job.input, ctx, self._pool, self._s.max_payload_bytes)
-        if outcome.error is not None:
-            ctx.logger.warning("job %s failed: %s: %s", job.job_id, outcome.error["type"], outcome.error["message"])
-        return Result(
+        live = [True]  # False once abandoned: its late heartbeats are dropped
+        ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started, live))
+        handler = self._handlers[job.action]
+        call = asyncio.create_task(run_handler(handler, job.input, ctx, self._pool, self._s.max_payload_bytes))
+        try:
+            outcome = await self._supervisor.wait(call, ctx)
+        except asyncio.CancelledError:
+            call.cancel()  # the drain was cut short: the job stays uncommitted
+            raise
+        slot_kept = False
+        if outcome is None:
+            live[0] = False
+            slot_kept = not self._supervisor.abandon(call, cancellable=handler.is_async, release=self._release)
+            outcome = Outcome("FAILED", error=timeout_error(ctx, self._s.deadline_grace))
+            ctx.logger.warning(
+                "job %s abandoned past its deadline (%d handlers abandoned, slot %s)",
+                job.job_id,
+                self._supervisor.stuck,
+                "kept: max_abandoned reached" if slot_kept else "freed",
+            )
+        self._log_failure(ctx, outcome)
+        result = Result(
             job.job_id,
             job.run_id,
             job.step,
@@ -304,68 +347,34 @@ class Runtime:
             outcome.output_json,
             outcome.error,
         )
+        return result, slot_kept
 
-    async def _send_result(self, result: Result, headers: list[tuple[str, bytes]]) -> str:
-        """Send a result until acknowledged; returns the status that was sent."""
-        value = encode_result(result)
-        try:
-            await self._send(self._s.results_topic, value, result.run_id.encode(), headers)
-            return result.status
-        except _kafka.SIZE_ERRORS as exc:
-            # Kafka refused the record (e.g. a topic limit below ours): the step must still end.
-            error = PayloadTooLarge(f"result of {len(value)} bytes rejected by Kafka: {exc}")
-            failed = dataclasses.replace(
-                result,
-                status="FAILED",
-                output_json="null",
-                error=error_from_exception(error, with_stack=False),
-            )
-            await self._send(self._s.results_topic, encode_result(failed), result.run_id.encode(), headers)
-            return "FAILED"
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Undecodable) -> None:
-        log.warning(
-            "undecodable job at %s[%d] offset %d moved to %s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            self._s.dead_letter_topic,
-            exc.reason,
-        )
-        headers = _kafka.dead_letter_headers(record, self._s.group_id, exc.reason, exc.job_id)
-        await self._send(self._s.dead_letter_topic, record.value, record.key, headers)
-
-    async def _send(self, topic: str, value: bytes | None, key: bytes | None, headers: list[Any]) -> None:
-        """Send until Kafka acknowledges: the job's offset is committed only after that."""
-        assert self._producer is not None
-        delay, max_delay = _SEND_BACKOFF_S
-        while True:
-            try:
-                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
-                return
-            except _kafka.SIZE_ERRORS:
-                raise
-            except KafkaError as exc:
-                if self._closed:
-                    raise
-                log.warning("send to %s failed (%r); retrying in %.1fs", topic, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
+    @staticmethod
+    def _log_failure(ctx: JobContext, outcome: Outcome) -> None:
+        if outcome.error is None:
+            return
+        kind = outcome.error["type"]
+        if kind in ("SystemExit", "KeyboardInterrupt"):  # not the worker's own: it keeps running
+            ctx.logger.error("job %s: handler raised %s; job failed, worker keeps running", ctx.job_id, kind)
+        else:
+            ctx.logger.warning("job %s failed: %s: %s", ctx.job_id, kind, outcome.error["message"])
 
     # ------------------------------------------------------------------ heartbeats
-    def _heartbeat_soon(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
+    def _heartbeat_soon(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str, live: list[bool]) -> None:
         """``ctx.heartbeat()``: may be called from a handler thread, so hop onto the loop."""
         assert self._loop is not None
+        if not live[0]:
+            return  # abandoned: its job was answered Timeout already
         try:
-            self._loop.call_soon_threadsafe(self._heartbeat_now, job, headers, started)
+            self._loop.call_soon_threadsafe(self._heartbeat_now, job, headers, started, live)
         except RuntimeError:
             pass  # the loop is closed: the worker has stopped and the job is abandoned anyway
 
-    def _heartbeat_now(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str) -> None:
-        if self._closed:
-            return  # a handler abandoned by the drain is still calling: nobody is listening
+    def _heartbeat_now(self, job: Job, headers: Sequence[tuple[str, bytes]], started: str, live: list[bool]) -> None:
+        if self._closed or not live[0]:
+            return  # abandoned (by the drain or past its deadline) while this call waited for the loop
         beat = Result(job.job_id, job.run_id, job.step, job.attempt, "HEARTBEAT", self._worker, started, None)
-        send = self._send(
+        send = self._sender.send(
             self._s.results_topic,
             encode_result(beat),
             job.run_id.encode(),
@@ -381,17 +390,17 @@ class Runtime:
     async def _presence_loop(self) -> None:
         while True:
             await self._presence("RUNNING")
-            await asyncio.sleep(self._s.heartbeat_interval)
+            await asyncio.sleep(self._s.presence_interval)
 
-    async def _presence(self, status: str) -> None:
-        """Best effort: a missed presence heartbeat must never hold up jobs or shutdown."""
-        assert self._producer is not None
-        value = encode_presence(
+    async def _presence(self, status: str, timeout: float = 10.0) -> None:
+        await self._sender.presence(
             self._worker,
+            timeout,
             status=status,
             actions=sorted(self._handlers),
             in_flight=self._running,
             details={
+                "stuck_slots": self._supervisor.stuck,
                 "hostname": socket.gethostname(),
                 "pid": os.getpid(),
                 "group_id": self._s.group_id,
@@ -399,11 +408,14 @@ class Runtime:
                 "started_at": self._started_at,
             },
         )
-        send = self._producer.send_and_wait(self._s.workers_topic, value, key=self._worker.id.encode())
-        try:
-            await asyncio.wait_for(send, _PRESENCE_TIMEOUT_S)
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("presence heartbeat not sent: %r", exc)
+
+
+async def _bounded(step: Coroutine[Any, Any, Any], what: str) -> None:
+    """A shutdown step that Kafka being down must not turn into a hang."""
+    try:
+        await asyncio.wait_for(step, _CLOSE_TIMEOUT_S)
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("%s did not finish (%r); going on", what, exc)
 
 
 async def _cancel(tasks: Collection[asyncio.Task[None]]) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Any
 
 from .errors import ConfigError
@@ -24,8 +25,17 @@ ENV_NAMES = {
     "topic_prefix": "BATON_TOPIC_PREFIX",
     "max_payload_bytes": "BATON_MAX_PAYLOAD_BYTES",
     "topic_partitions": "BATON_TOPIC_PARTITIONS",
-    "heartbeat_interval": "BATON_WORKER_HEARTBEAT_INTERVAL",
+    "presence_interval": "BATON_WORKER_PRESENCE_INTERVAL",
+    "drain_timeout": "BATON_WORKER_DRAIN_TIMEOUT",
+    "deadline_grace": "BATON_WORKER_DEADLINE_GRACE",
+    "max_abandoned": "BATON_WORKER_MAX_ABANDONED",
+    "topic_replication_factor": "BATON_TOPIC_REPLICATION_FACTOR",
+    "topic_min_insync_replicas": "BATON_TOPIC_MIN_INSYNC_REPLICAS",
 }
+# Round-1 names, still accepted (a DeprecationWarning once per name): old name -> (new name, old env var).
+_DEPRECATED = {"heartbeat_interval": ("presence_interval", "BATON_WORKER_HEARTBEAT_INTERVAL")}
+_WARNED: set[str] = set()
+_FLOATS = frozenset(("presence_interval", "drain_timeout", "deadline_grace"))
 
 _ACTION = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _PREFIX = re.compile(r"[A-Za-z0-9._-]*")
@@ -37,7 +47,12 @@ _MSG_CONCURRENCY = "concurrency must be an integer between 1 and 1000"
 _MSG_PREFIX = "topic_prefix may contain only [A-Za-z0-9._-]"
 _MSG_PAYLOAD = "max_payload_bytes must be a positive integer"
 _MSG_PARTITIONS = "topic_partitions must be a positive integer"
-_MSG_HEARTBEAT = "heartbeat_interval must be a positive number of seconds"
+_MSG_PRESENCE = "presence_interval must be a positive number of seconds"
+_MSG_DRAIN = "drain_timeout must be a non-negative number of seconds"
+_MSG_GRACE = "deadline_grace must be a non-negative number of seconds"
+_MSG_ABANDONED = "max_abandoned must be a non-negative integer"
+_MSG_REPLICATION = "topic_replication_factor must be a positive integer"
+_MSG_MIN_ISR = "topic_min_insync_replicas must be a positive integer"
 
 
 def validate_action(action: object) -> str:
@@ -61,9 +76,24 @@ class WorkerSettings:
     topic_prefix: str = "workflow-"
     max_payload_bytes: int = 1_048_576
     topic_partitions: int = 6
-    heartbeat_interval: float = 5.0
+    presence_interval: float = 5.0
+    drain_timeout: float = 30.0
+    deadline_grace: float = 10.0
+    max_abandoned: int | None = None  # None: = concurrency (set by __post_init__)
+    topic_replication_factor: int = 1
+    topic_min_insync_replicas: int | None = None  # None: the broker's default
+    heartbeat_interval: InitVar[float | None] = None  # deprecated name of presence_interval
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, heartbeat_interval: float | None) -> None:
+        if heartbeat_interval is not None:
+            _warn_deprecated("heartbeat_interval", "presence_interval")
+            object.__setattr__(self, "presence_interval", heartbeat_interval)
+        if self.max_abandoned is None and _is_int(self.concurrency):
+            object.__setattr__(self, "max_abandoned", self.concurrency)
+        self._validate()
+        self._validate_round2()
+
+    def _validate(self) -> None:
         if not _valid_bootstrap(self.bootstrap_servers):
             raise ConfigError(_MSG_BOOTSTRAP)
         if not isinstance(self.group_id, str) or not self.group_id.strip():
@@ -76,18 +106,36 @@ class WorkerSettings:
             raise ConfigError(_MSG_PAYLOAD)
         if not _is_int(self.topic_partitions) or self.topic_partitions < 1:
             raise ConfigError(_MSG_PARTITIONS)
-        interval = self.heartbeat_interval
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
-            raise ConfigError(_MSG_HEARTBEAT)
+        if not _is_number(self.presence_interval) or not self.presence_interval > 0:
+            raise ConfigError(_MSG_PRESENCE)
+
+    def _validate_round2(self) -> None:
+        if not _is_number(self.drain_timeout) or not self.drain_timeout >= 0:
+            raise ConfigError(_MSG_DRAIN)
+        if not _is_number(self.deadline_grace) or not self.deadline_grace >= 0:
+            raise ConfigError(_MSG_GRACE)
+        if not _is_int(self.max_abandoned) or self.max_abandoned < 0:  # type: ignore[operator]
+            raise ConfigError(_MSG_ABANDONED)
+        if not _is_int(self.topic_replication_factor) or self.topic_replication_factor < 1:
+            raise ConfigError(_MSG_REPLICATION)
+        isr = self.topic_min_insync_replicas
+        if isr is not None and (not _is_int(isr) or isr < 1):
+            raise ConfigError(_MSG_MIN_ISR)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> WorkerSettings:
         """Settings from explicit values (``None`` means "not given"), then ``BATON_*`` env, then defaults."""
         env = os.environ if env is None else env
-        unknown = set(explicit) - set(ENV_NAMES)
+        unknown = set(explicit) - set(ENV_NAMES) - set(_DEPRECATED)
         if unknown:
             raise TypeError(f"unknown worker settings: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
+        for old, (new, old_var) in _DEPRECATED.items():
+            if explicit.get(old) is not None:
+                values[old] = explicit[old]
+            elif env.get(old_var, "").strip() and not env.get(ENV_NAMES[new], "").strip():
+                _warn_deprecated(old_var, ENV_NAMES[new])
+                values[new] = _parse_env(new, env[old_var].strip())
         for name, var in ENV_NAMES.items():
             if explicit.get(name) is not None:
                 values[name] = explicit[name]
@@ -96,8 +144,14 @@ class WorkerSettings:
         return cls(**values)
 
     def replace(self, **explicit: Any) -> WorkerSettings:
-        """A copy with the given non-``None`` values replaced (validated again)."""
-        return dataclasses.replace(self, **{k: v for k, v in explicit.items() if v is not None})
+        """A copy with the given non-``None`` values replaced (validated again).
+
+        ``max_abandoned`` follows a new ``concurrency`` unless it was set to something else.
+        """
+        changes = {k: v for k, v in explicit.items() if v is not None}
+        if "concurrency" in changes and "max_abandoned" not in changes and self.max_abandoned == self.concurrency:
+            changes["max_abandoned"] = None
+        return dataclasses.replace(self, **changes)
 
     def jobs_topic(self, action: str) -> str:
         """The topic jobs of ``action`` are published to."""
@@ -119,6 +173,16 @@ class WorkerSettings:
         return f"{self.topic_prefix}workers"
 
 
+def _warn_deprecated(old: str, new: str) -> None:
+    if old not in _WARNED:
+        _WARNED.add(old)
+        warnings.warn(f"{old} is deprecated: use {new}", DeprecationWarning, stacklevel=4)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _is_int(value: object) -> bool:
     # bool is an int subclass; True is not a concurrency.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -137,7 +201,12 @@ _MESSAGES = {
     "concurrency": _MSG_CONCURRENCY,
     "max_payload_bytes": _MSG_PAYLOAD,
     "topic_partitions": _MSG_PARTITIONS,
-    "heartbeat_interval": _MSG_HEARTBEAT,
+    "presence_interval": _MSG_PRESENCE,
+    "drain_timeout": _MSG_DRAIN,
+    "deadline_grace": _MSG_GRACE,
+    "max_abandoned": _MSG_ABANDONED,
+    "topic_replication_factor": _MSG_REPLICATION,
+    "topic_min_insync_replicas": _MSG_MIN_ISR,
 }
 
 
@@ -146,6 +215,6 @@ def _parse_env(name: str, raw: str) -> Any:
     if name not in _MESSAGES:
         return raw
     try:
-        return float(raw) if name == "heartbeat_interval" else int(raw)
+        return float(raw) if name in _FLOATS else int(raw)
     except ValueError:
         raise ConfigError(_MESSAGES[name]) from None

@@ -13,10 +13,12 @@ from typing import ClassVar
 __all__ = [
     "BatonError",
     "ConfigError",
+    "IdleTimeout",
     "NonRetryableError",
     "PayloadTooLarge",
     "RetryLater",
     "SerializationError",
+    "WorkerStateError",
 ]
 
 
@@ -83,4 +85,17 @@ class ConfigError(BatonError, ValueError):
     """An invalid worker option, environment variable, action name or handler."""
 
     code = "BATON_CONFIG"
+    retryable = False
+
+
+class IdleTimeout(BatonError, TimeoutError):
+    """``run_until_idle(timeout)`` did not reach idle in time (also a ``TimeoutError``, as before)."""
+
+    code = "BATON_IDLE_TIMEOUT"
+
+
+class WorkerStateError(BatonError, RuntimeError):
+    """A call the worker's state does not allow: ``register`` after start, or starting it twice."""
+
+    code = "BATON_WORKER_STATE"
     retryable = False

@@ -181,6 +181,11 @@ def _text(data: dict[str, Any], name: str, max_length: int | None = None) -> str
     value = _required(data, name)
     if not isinstance(value, str) or not value or (max_length is not None and len(value) > max_length):
         raise Undecodable(f"field {name} must be a non-empty string")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a "\udcff" escape: no result naming this job could be encoded
+            raise Undecodable(f"field {name} contains a lone surrogate") from None
     return value
 
 

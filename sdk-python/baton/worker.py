@@ -16,7 +16,7 @@ from . import __version__
 from ._dispatch import Handler, make_handler
 from ._runtime import RunReport, Runtime
 from .config import WorkerSettings
-from .errors import ConfigError
+from .errors import ConfigError, IdleTimeout, WorkerStateError
 from .protocol import WorkerInfo
 
 __all__ = ["RunReport", "Worker"]
@@ -25,8 +25,6 @@ log = logging.getLogger("baton")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_DRAIN_TIMEOUT = 30.0
-
 
 class Worker:
     """Runs handlers for actions: consumes ``<prefix>jobs.<action>``, replies on ``<prefix>results``.
@@ -34,7 +32,8 @@ class Worker:
     Options not given fall back to ``BATON_KAFKA_BOOTSTRAP_SERVERS``, ``BATON_WORKER_GROUP``,
     ``BATON_WORKER_CONCURRENCY`` and ``BATON_TOPIC_PREFIX``, then to the defaults (``localhost:9092``,
     ``workflow-workers``, 8, ``workflow-``). ``settings`` carries the rarer options (payload limit,
-    partitions of created topics, presence interval); explicit arguments override it.
+    created topics, presence interval, drain timeout, deadline grace, max abandoned); explicit arguments
+    override it.
 
     Example::
 
@@ -76,7 +75,7 @@ class Worker:
         if action in self._handlers:
             raise ConfigError(f"action {action!r} is already registered")
         if self._runtime is not None:
-            raise RuntimeError("register actions before the worker starts")
+            raise WorkerStateError("register actions before the worker starts")
         self._handlers[action] = handler
 
     def action(self, name: str) -> Callable[[F], F]:
@@ -94,14 +93,15 @@ class Worker:
         return list(self._handlers)
 
     # ------------------------------------------------------------------ running
-    def start(self, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> RunReport:
-        """Run until SIGINT or SIGTERM, then drain gracefully; blocks. A second signal cuts the drain short.
+    def start(self, drain_timeout: float | None = None) -> RunReport:
+        """Run until SIGINT or SIGTERM, then drain gracefully (up to ``drain_timeout`` s, by default
+        ``settings.drain_timeout``); blocks. A second signal cuts the drain short.
 
         Uses its own event loop (uvloop's when it is installed: ``pip install 'baton[speedups]'``); inside
         a running loop use :meth:`run` instead.
         """
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(self._run_with_signals(drain_timeout))
+            return runner.run(self._run_with_signals(self._drain_timeout(drain_timeout)))
 
     async def _run_with_signals(self, drain_timeout: float) -> RunReport:
         loop = asyncio.get_running_loop()
@@ -126,13 +126,17 @@ class Worker:
         log.info("%s: %s", sig.name, "draining in-flight jobs" if first else "stopping now")
         runtime.request_stop(drain_timeout if first else 0.0)
 
-    async def run(self, *, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> RunReport:
+    def _drain_timeout(self, given: float | None) -> float:
+        return self.settings.drain_timeout if given is None else given
+
+    async def run(self, *, drain_timeout: float | None = None) -> RunReport:
         """Run until :meth:`stop` is awaited (or the task is cancelled, which skips the drain)."""
-        return await self._execute(self._begin(), until_idle=False, drain_timeout=drain_timeout)
+        return await self._execute(self._begin(), until_idle=False, drain_timeout=self._drain_timeout(drain_timeout))
 
     async def run_until_idle(self, timeout: float = 30.0) -> RunReport:
         """Burst mode, for tests: run until every assigned partition is read to its end and every job's
-        result is acknowledged, then stop. Raises ``TimeoutError`` if that takes over ``timeout`` s."""
+        result is acknowledged, then stop. Raises :class:`IdleTimeout` (a ``TimeoutError``) if that
+        takes over ``timeout`` s."""
         runtime = self._begin()
         task = asyncio.ensure_future(self._execute(runtime, until_idle=True, drain_timeout=timeout))
         try:
@@ -140,7 +144,7 @@ class Worker:
         except TimeoutError:
             runtime.request_stop(0.0)
             await asyncio.gather(task, return_exceptions=True)
-            raise TimeoutError(f"worker not idle after {timeout}s") from None
+            raise IdleTimeout(f"worker not idle after {timeout}s") from None
         finally:
             if not task.done():  # we were cancelled
                 task.cancel()
@@ -149,7 +153,7 @@ class Worker:
         if not self._handlers:
             raise ConfigError("register at least one action before starting the worker")
         if self._runtime is not None:
-            raise RuntimeError("the worker is already running")
+            raise WorkerStateError("the worker is already running")
         self._runtime = Runtime(self.settings, self._handlers, WorkerInfo(self.id, "python", __version__))
         return self._runtime
 
@@ -159,15 +163,16 @@ class Worker:
         finally:
             self._runtime = None
 
-    async def stop(self, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
-        """Stop fetching, wait up to ``timeout`` s for in-flight jobs, commit, and close.
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop fetching, wait up to ``timeout`` s (default ``settings.drain_timeout``) for in-flight
+        jobs, commit, and close.
 
         Jobs still running at the timeout stay uncommitted, so Kafka delivers them to another worker.
         """
         runtime = self._runtime
         if runtime is None:
             return
-        runtime.request_stop(timeout)
+        runtime.request_stop(self._drain_timeout(timeout))
         await runtime.finished.wait()
 
     @property
@@ -175,12 +180,18 @@ class Worker:
         """How many handlers are running now."""
         return self._runtime.in_flight if self._runtime else 0
 
+    @property
+    def stuck_slots(self) -> int:
+        """Handlers abandoned past their job's deadline that have not returned yet (``stuck_slots`` in
+        the presence heartbeat)."""
+        return self._runtime.stuck_slots if self._runtime else 0
+
     # ------------------------------------------------------------------ async with
     async def __aenter__(self) -> Worker:
         """Start the worker in the background; returns once it has subscribed to its topics."""
         runtime = self._begin()
         self._task = task = asyncio.create_task(
-            self._execute(runtime, until_idle=False, drain_timeout=DEFAULT_DRAIN_TIMEOUT)
+            self._execute(runtime, until_idle=False, drain_timeout=self.settings.drain_timeout)
         )
         started = asyncio.create_task(runtime.started.wait())
         await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)

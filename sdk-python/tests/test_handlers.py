@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from baton import ConfigError, JobContext, NonRetryableError, RetryLater, SerializationError, Worker
+from baton._dispatch import bounded_text
 from baton.testing import make_context, run_handler
 
 
@@ -165,3 +166,67 @@ def test_context_exposes_job_fields_and_a_logger_with_them() -> None:
 def test_register_rejects_handler_when_it_takes_no_argument() -> None:
     with pytest.raises(ConfigError, match="must accept"):
         Worker("h:1").register("a", lambda: None)
+
+
+class _Custom(BaseException):
+    """Neither an Exception nor one of Python's own BaseExceptions."""
+
+
+@pytest.mark.parametrize("raised", [SystemExit(2), KeyboardInterrupt(), asyncio.CancelledError(), _Custom("x")])
+async def test_base_exception_fails_the_job_when_a_sync_or_async_handler_raises_it(raised: BaseException) -> None:
+    def sync_handler(payload: Any) -> None:
+        raise raised
+
+    async def async_handler(payload: Any) -> None:
+        raise raised
+
+    for handler in (sync_handler, async_handler):
+        outcome = await run_handler(handler, None)
+        assert outcome.status == "FAILED" and outcome.error is not None
+        assert (outcome.error["type"], outcome.error["retryable"]) == (type(raised).__name__, True)
+
+
+async def test_message_and_stacktrace_are_cut_to_their_bounds_when_too_long() -> None:
+    def deep(n: int) -> None:
+        if n:
+            deep(n - 1)
+        raise ValueError("x" * 5000 + "\udcff")
+
+    outcome = await run_handler(lambda _: deep(300), None)
+    assert outcome.error is not None
+    message, trace = outcome.error["message"], outcome.error["stacktrace"]
+    assert len(message.encode()) <= 4096 and message.endswith(" …[cut 926 bytes]")
+    assert message.startswith("x" * 4000)
+    assert "[Previous line repeated" in trace  # Python folds the recursion itself
+
+    def huge(payload: Any) -> None:
+        raise ValueError("y" * 20_000)
+
+    trace = (await run_handler(huge, None)).error["stacktrace"]  # type: ignore[index]
+    assert len(trace.encode()) <= 16_384 and trace.startswith("Traceback") and trace.endswith(" bytes]")
+
+
+def test_bounded_text_replaces_lone_surrogates_and_cuts_at_a_character_boundary() -> None:
+    assert bounded_text("a\ud800b\udcff", 100) == "a\ufffdb\ufffd"
+    cut = bounded_text("€" * 100, 40)  # 3 bytes each
+    assert cut == "€" * 7 + " …[cut 279 bytes]" and len(cut.encode()) <= 40
+
+
+async def test_output_with_a_lone_surrogate_fails_with_serialization_error() -> None:
+    outcome = await run_handler(lambda _: {"text": "bad \udcff"}, None)
+    assert outcome.status == "FAILED" and outcome.error is not None
+    assert (outcome.error["type"], outcome.error["retryable"]) == ("SerializationError", False)
+    assert outcome.error["message"].encode()  # the error itself encodes
+
+
+async def test_exception_whose_str_raises_still_fails_the_job_with_its_type() -> None:
+    class Opaque(Exception):
+        def __str__(self) -> str:
+            raise SystemExit("nope")
+
+    def handler(payload: Any) -> None:
+        raise Opaque
+
+    outcome = await run_handler(handler, None)
+    assert outcome.error is not None
+    assert (outcome.error["type"], outcome.error["message"]) == ("Opaque", "<unprintable Opaque>")

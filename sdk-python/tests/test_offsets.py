@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+from aiokafka.errors import KafkaConnectionError
 
 from baton._offsets import Committer, OffsetTracker
 
@@ -93,3 +96,66 @@ async def test_revocation_gives_up_waiting_at_the_bound() -> None:
     assert consumer.commits == [{"p0": 1}]  # up to the unfinished job, which the next owner runs again
     committer.finished(stuck)  # a late acknowledgement for a partition we no longer own
     assert committer.tracker.committable() == {}
+
+
+def _sizes(tracker: OffsetTracker) -> int:
+    return sum(len(p.pending) + len(p.done) for p in tracker._parts.values())
+
+
+def test_bookkeeping_stays_bounded_when_100k_jobs_finish_through_every_path() -> None:
+    """In order, out of order (a window of 64 in flight), on a revoked partition, re-fetched after a
+    reassignment: whatever the path, nothing stays behind once every fetched job is finished."""
+    tracker = OffsetTracker()
+    window: list[Any] = []
+    peak, offset = 0, 0
+    while offset < 100_000:
+        tp = f"p{offset % 3}"
+        window.append(tracker.track(tp, offset))
+        offset += 1
+        if len(window) == 64:
+            for ticket in reversed(window[::2]):  # finish out of order, then the rest
+                ticket.done()
+            for ticket in window[1::2]:
+                ticket.done()
+            window.clear()
+        if offset % 10_000 == 0:  # a rebalance: p0 is revoked with jobs in flight, then comes back
+            tracker.forget(["p0"])
+        peak = max(peak, _sizes(tracker))
+    for ticket in window:
+        ticket.done()
+    assert peak <= 64
+    assert _sizes(tracker) == 0
+    assert tracker.unfinished() == 0
+    assert set(tracker.committable().values()) <= {99_999, 99_998, 100_000}
+
+
+async def test_failed_commit_is_retried_when_no_further_job_finishes() -> None:
+    """Kafka down at the moment of the last commit: once it is back, the commit must still happen."""
+    consumer = _FlakyConsumer({"p0"}, failures=2)
+    committer = Committer(consumer)
+    committer.finished(_done(committer, "p0", 0))
+    loop = asyncio.create_task(committer.loop())
+    try:
+        deadline = time.monotonic() + 10
+        while consumer.commits != [{"p0": 1}]:
+            assert time.monotonic() < deadline, f"commits {consumer.commits} after 2 failures"
+            await asyncio.sleep(0.05)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+
+def _done(committer: Committer, tp: str, offset: int) -> Any:
+    return committer.tracker.track(tp, offset)
+
+
+class _FlakyConsumer(_Consumer):
+    def __init__(self, assigned: set[str], failures: int) -> None:
+        super().__init__(assigned)
+        self.failures = failures
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaConnectionError("broker down")
+        await super().commit(offsets)

@@ -199,7 +199,7 @@ async def test_heartbeat_result_is_sent_when_a_sync_handler_calls_it(kit: Any) -
 
 
 async def test_background_worker_runs_jobs_and_publishes_presence_when_used_as_context(kit: Any) -> None:
-    worker = Worker(concurrency=2, settings=kit.settings(heartbeat_interval=60))  # exactly one RUNNING
+    worker = Worker(concurrency=2, settings=kit.settings(presence_interval=60))  # exactly one RUNNING
     worker.register("echo", lambda payload: payload)
     async with worker:
         await kit.send_job(kit.job("echo", {"a": 1}))
