@@ -103,7 +103,7 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
     loops = {
         "results": ResultsLoop(s, pg_results, results, core.producer, core.publisher, core.applier, core.metrics).run,
         "timers": TimersLoop(s, pg_timers, core.publisher, core.applier, core.metrics).run,
-        "relay": RelayLoop(s, pg_relay, core.producer, core.applier, core.metrics).run,
+        "relay": RelayLoop(s, pg_relay, core.producer, core.publisher, core.applier, core.metrics).run,
         "presence": PresenceLoop(s, presence, core.redis).run,
     }
     return [asyncio.create_task(_supervise(name, run), name=f"baton-{name}") for name, run in loops.items()]

@@ -142,12 +142,20 @@ class Publisher:
         self.db = db
         self._published: list[int] = []
         self._tasks: set[asyncio.Task[bool]] = set()
+        # Rows this process is sending right now: the relay leaves them alone (a Kafka outage keeps a send
+        # pending for up to the request timeout, longer than the relay's grace).
+        self.in_flight: set[int] = set()
 
     async def publish(self, msgs: list[Outbound]) -> bool:
         """Publish and await every ack; rows that failed stay for the relay (late, not lost), each on its own."""
         if not msgs:
             return True
-        acked, failed = await send_each(self.producer, msgs)
+        ids = [m.id for m in msgs]
+        self.in_flight.update(ids)
+        try:
+            acked, failed = await send_each(self.producer, msgs)
+        finally:
+            self.in_flight.difference_update(ids)
         self._published.extend(m.id for m in acked)
         if failed:
             log.warning("publish failed; %d outbox rows left for the relay: %s", len(failed), failed[0][1])

@@ -380,9 +380,16 @@ class RelayLoop:
     """
 
     def __init__(
-        self, settings: Settings, pg: Pg, producer: AIOKafkaProducer, applier: Applier, metrics: Metrics
+        self,
+        settings: Settings,
+        pg: Pg,
+        producer: AIOKafkaProducer,
+        publisher: Publisher,
+        applier: Applier,
+        metrics: Metrics,
     ) -> None:
-        self.settings, self.pg, self.producer, self.applier, self.metrics = settings, pg, producer, applier, metrics
+        self.settings, self.pg, self.producer, self.publisher = settings, pg, producer, publisher
+        self.applier, self.metrics = applier, metrics
 
     async def run(self) -> None:
         while True:
@@ -393,7 +400,8 @@ class RelayLoop:
     async def sweep(self) -> int:
         settled, applied = 0, None
         async with self.pg.transaction() as conn:
-            cur = await conn.execute(_RELAY_DUE, {"grace": self.settings.relay_grace_seconds})
+            busy = sorted(self.publisher.in_flight)
+            cur = await conn.execute(_RELAY_DUE, {"grace": self.settings.relay_grace_seconds, "busy": busy})
             rows = await cur.fetchall()
             if rows:
                 msgs = [Outbound(r[0], r[1], r[2], bytes(r[3]), decode_headers(r[4])) for r in rows]
@@ -436,7 +444,7 @@ class RelayLoop:
 
 _RELAY_DUE = """
 SELECT id, topic, key, value, headers, ref FROM outbox
-WHERE created_at < now() - make_interval(secs => %(grace)s)
+WHERE created_at < now() - make_interval(secs => %(grace)s) AND NOT id = ANY(%(busy)s::bigint[])
 ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
 """
 
