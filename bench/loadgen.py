@@ -47,12 +47,15 @@ class HttpPool:
             raise
 
     async def post(self, path: str, body: bytes) -> tuple[int, Any]:
+        return await self.request("POST", path, body)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
         reader, writer = await self._conn()
         ok = False
         try:
             writer.write(
-                b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (path.encode(), self.host.encode(), self.port, len(body), body)
+                b"%s %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (method.encode(), path.encode(), self.host.encode(), self.port, len(body), body)
             )
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")

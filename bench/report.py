@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from closed import markdown as closed_markdown
+
 GROUPS = ("orchestrator", "postgres", "kafka", "redis", "workers", "loadgen")
 
 
@@ -147,6 +149,7 @@ def markdown(r: dict[str, Any]) -> str:
                 out.append("")
     if r.get("notes"):
         out += ["", "Notes:"] + [f"- {n}" for n in r["notes"]]
+    out += closed_markdown(r.get("closed_loop") or [])
     return "\n".join(out)
 
 

@@ -28,7 +28,9 @@ def best(points: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return max(ok, key=lambda p: p["steps_per_s"]) if ok else None
 
 
-def headline(points: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, Any]:
+def headline(
+    points: list[dict[str, Any]], c: dict[str, Any], closed: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The summary keys, from the best sustainable W1 point (none: throughput 0, the rest from the lowest rate)."""
     w1 = best(points, "W1")
     w1_ok = w1 is not None
@@ -57,7 +59,25 @@ def headline(points: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, Any]:
         "t0_steps_per_s": t0["steps_per_s"] if t0 else None,
         "t0_dispatch_p50_ms": t0["dispatch_ms"]["p50"] if t0 else None,
         "w1_steps_per_s_dispatch_p99_le_50ms": max((p["steps_per_s"] for p in tight), default=0),
+        **_closed_headline(closed or []),
     }
+
+
+def _closed_headline(closed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Closed-loop W1 at the lowest level: per-workflow p50 with trigger-and-wait beside polling, and wake."""
+    if not closed:
+        return {}
+    low = min(p["inflight"] for p in closed)
+    by_mode = {p["workload"].rsplit("-", 1)[1]: p for p in closed if p["inflight"] == low}
+    out: dict[str, Any] = {"w1_closed_inflight": low}
+    for mode, p in by_mode.items():
+        out[f"w1_closed_{mode}_p50_ms"] = p["latency_ms"]["p50"]
+    if "wait" in by_mode and by_mode["wait"].get("wake_ms"):
+        out["wake_p50_ms"] = by_mode["wait"]["wake_ms"]["p50"]
+        out["wake_p99_ms"] = by_mode["wait"]["wake_ms"]["p99"]
+    top = max(closed, key=lambda p: p["steps_per_s"])
+    out["w1_closed_best_steps_per_s"] = top["steps_per_s"]
+    return out
 
 
 def _p99(point: dict[str, Any]) -> float:

@@ -36,7 +36,10 @@ from sweep import Bench  # noqa: E402
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="W3 + a short W1 ramp (about a minute)")
-    ap.add_argument("--workloads", default="T0,W3,W1,W2", help="full mode: which workloads (T0,W1,W2,W3)")
+    ap.add_argument(
+        "--workloads", default="T0,W3,W1,W2,C1", help="full mode: which workloads (T0,W1,W2,W3; C1 = closed-loop W1)"
+    )
+    ap.add_argument("--closed", help="C1 clients in flight, e.g. 1,50,200 (quick: 1,20)")
     ap.add_argument("--workers", default="python", help="worker processes by language, e.g. python,node,python")
     ap.add_argument(
         "--orchestrator",
@@ -90,7 +93,7 @@ async def amain(args: argparse.Namespace) -> int:
         print(f"bench aborted: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
         try:
-            if bench.points or failed:
+            if bench.points or bench.closed or failed:
                 bench.output()
         finally:
             await bench.cleanup()

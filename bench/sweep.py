@@ -15,6 +15,7 @@ import httpx
 
 import results
 from analyze import Trigger, WorkerRecords, add_cpu, baton_point, judge
+from closed import closed_sweep
 from collect import Db, Window, py_spy, sample_window
 from loadgen import HttpPool, open_loop
 from procs import cpu_delta, peak_rss_mb
@@ -31,6 +32,7 @@ class Bench:
         self.db = Db(self.stack.db_url, self.stack.schema)
         self.records = WorkerRecords()
         self.points: list[dict[str, Any]] = []
+        self.closed: list[dict[str, Any]] = []  # closed-loop points (closed.py)
         self.accepted: dict[str, str] = {}  # run_id -> workload, every accepted trigger
         self.wl = workloads(self.stack.ts_id.replace("_", ""))
         self.pool: HttpPool | None = None
@@ -153,6 +155,16 @@ class Bench:
         if p is not None and not p["drained"]:  # let a saturated point's backlog go before the next workload
             await self.db.drain(list(self.accepted), 60)
 
+    async def closed_loop(self) -> None:
+        levels = [int(x) for x in (self.args.closed or ("1,20" if self.args.quick else "1,50,200")).split(",")]
+        if self.pool is not None:
+            await self.pool.close()
+        # One connection per client: a waiting request holds its connection until the run is done.
+        self.pool = HttpPool("127.0.0.1", self.stack.port, max(levels) + 2)
+        await closed_sweep(self, levels, self.args.warmup, self.args.measure)
+        await self.pool.close()
+        self.pool = None
+
     async def profile_point(self) -> None:
         best = results.best(self.points, "W1")
         rate = self.args.profile_rate or (best["target_wf_per_s"] if best else 20)
@@ -163,10 +175,10 @@ class Bench:
         self.log(point_line(p))
 
     async def run(self) -> None:
-        todo = ["W3", "W1"] if self.args.quick else [w.strip().upper() for w in self.args.workloads.split(",")]
+        todo = ["W3", "W1", "C1"] if self.args.quick else [w.strip().upper() for w in self.args.workloads.split(",")]
         if "T0" in todo:
             await t0_sweep(self)
-        if not any(w in todo for w in ("W1", "W2", "W3")):
+        if not any(w in todo for w in ("W1", "W2", "W3", "C1")):
             return
         self.log(f"starting orchestrator (schema {self.stack.schema}, topic prefix {self.stack.prefix})")
         self.stack.start_orchestrator("api" if self.args.orchestrator == "split" else "all")
@@ -178,6 +190,8 @@ class Bench:
             for name in ("W3", "W1", "W2"):
                 if name in todo:
                     await self.sweep(name)
+            if "C1" in todo:
+                await self.closed_loop()
             if self.args.profile:
                 await self.profile_point()
             self.log("final drain and correctness check")
@@ -196,7 +210,7 @@ class Bench:
 
     def output(self) -> Path:
         result: dict[str, Any] = {
-            **results.headline(self.points, self.correct),
+            **results.headline(self.points, self.correct, self.closed),
             "timestamp": self.stack.ts,
             **results.git_state(),
             "machine": results.machine(),
@@ -204,6 +218,7 @@ class Bench:
             "correctness": self.correct,
             "peak_rss_mb": peak_rss_mb(self.groups, self.peak_pss),
             "points": self.points,
+            "closed_loop": self.closed,
             "profile": self.profile,
             "notes": self.notes,
             "duration_s": round(time.time() - self.started, 1),
