@@ -23,7 +23,7 @@ class WorkerBuilderTest {
     assertThat(settings.topicPrefix()).isEqualTo("workflow-");
     assertThat(settings.maxPayloadBytes()).isEqualTo(1_048_576);
     assertThat(settings.topicPartitions()).isEqualTo(6);
-    assertThat(settings.heartbeatInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(settings.presenceInterval()).isEqualTo(Duration.ofSeconds(5));
     assertThat(settings.jobTopic("step1")).isEqualTo("workflow-jobs.step1");
     assertThat(settings.resultsTopic()).isEqualTo("workflow-results");
     assertThat(settings.deadLetterTopic()).isEqualTo("workflow-jobs.DLT");
@@ -42,7 +42,7 @@ class WorkerBuilderTest {
     assertThat(settings.topicPrefix()).isEqualTo("p-");
     assertThat(settings.maxPayloadBytes()).isEqualTo(100);
     assertThat(settings.topicPartitions()).isEqualTo(2);
-    assertThat(settings.heartbeatInterval()).isEqualTo(Duration.ofMillis(500));
+    assertThat(settings.presenceInterval()).isEqualTo(Duration.ofMillis(500));
   }
 
   @Test

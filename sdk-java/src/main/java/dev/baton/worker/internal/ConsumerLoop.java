@@ -48,6 +48,7 @@ final class ConsumerLoop implements Runnable {
   private volatile boolean stopRequested;
   private boolean draining;
   private int outstanding; // dispatched jobs whose result is not acknowledged yet
+  private volatile int tracked; // offsets in the tracker, for tests that check bookkeeping stays bounded
   private boolean assigned;
   // Revoked but not yet known to have moved: the classic protocol's eager rebalancing revokes every
   // partition before each reassignment, and most come straight back (see Rebalance).
@@ -117,6 +118,12 @@ final class ConsumerLoop implements Runnable {
     applyEvents();
     dispatch();
     commitIfDue(false);
+    tracked = tracker.size();
+  }
+
+  /** Offsets the tracker holds (polled, not yet committed past), as of the last poll. */
+  int tracked() {
+    return tracked;
   }
 
   private void take(Iterable<ConsumerRecord<byte[], byte[]>> records) {
@@ -160,7 +167,6 @@ final class ConsumerLoop implements Runnable {
         outstanding--;
         tracker.done(event.partition(), event.offset());
       }
-      case SEND_FAILED -> outstanding--;
       case SLOT_FREED -> { } // the dispatch that follows every apply uses the slot
     }
   }
@@ -278,7 +284,8 @@ final class ConsumerLoop implements Runnable {
 
     private void awaitJobsRunningOn(Collection<TopicPartition> partitions) {
       try {
-        applyEventsUntil(() -> runningOn(partitions) == 0, REVOKE_WAIT);
+        // A stop request ends the wait: the drain that follows bounds how long running jobs may take.
+        applyEventsUntil(() -> stopRequested || runningOn(partitions) == 0, REVOKE_WAIT);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }

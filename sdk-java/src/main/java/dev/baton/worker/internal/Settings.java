@@ -5,7 +5,7 @@ import java.util.Map;
 
 /**
  * Validated worker configuration. Built only by {@code WorkerBuilder}, the one place that reads the
- * {@code BATON_*} environment.
+ * {@code BATON_*} environment. {@code topicMinInsyncReplicas} is null for the broker's default.
  */
 public record Settings(
     String bootstrapServers,
@@ -14,8 +14,12 @@ public record Settings(
     String topicPrefix,
     int maxPayloadBytes,
     int topicPartitions,
-    Duration heartbeatInterval,
+    Duration presenceInterval,
     Duration drainTimeout,
+    Duration deadlineGrace,
+    int maxAbandoned,
+    int topicReplicationFactor,
+    Integer topicMinInsyncReplicas,
     Map<String, Object> kafkaProperties,
     Map<String, Object> consumerProperties) {
 

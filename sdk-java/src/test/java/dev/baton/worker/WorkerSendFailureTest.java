@@ -1,0 +1,89 @@
+package dev.baton.worker;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Result sends that fail: a record Kafka refuses for good is replaced by a FAILED result that fits, a
+ * transient failure is retried until Kafka takes it, and the partition's commits always move on.
+ */
+class WorkerSendFailureTest {
+  private static final Duration WAIT = Duration.ofSeconds(60);
+
+  private TestKafka kafka;
+
+  @BeforeEach
+  void setUp() {
+    kafka = new TestKafka();
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    kafka.close();
+  }
+
+  @Test
+  void shouldSendFittingFailureAndCommitPastItWhenKafkaRefusesTheResultAsTooLarge() throws Exception {
+    kafka.createJobTopics(1, "echo");
+    // A results topic made by someone else, with a smaller record limit than this worker's payload limit.
+    kafka.createTopic("results", 1, Map.of("max.message.bytes", "2000"));
+    kafka.sendJob("echo", "job-big", "\"" + "x".repeat(5000) + "\"");
+    kafka.sendJob("echo", "job-next", "\"small\"");
+    Worker worker = kafka.worker().build();
+    worker.register("echo", payload -> payload);
+    RunReport report = worker.runUntilIdle(WAIT);
+
+    assertThat(report).isEqualTo(new RunReport(1, 1, 0));
+    Map<String, JsonNode> results = kafka.reader("results").awaitJson(2, WAIT).stream()
+        .collect(Collectors.toMap(r -> r.get("job_id").asText(), r -> r));
+    JsonNode big = results.get("job-big");
+    assertThat(big.get("status").asText()).isEqualTo("FAILED");
+    assertThat(big.at("/error/type").asText()).isEqualTo("PayloadTooLarge");
+    assertThat(big.at("/error/retryable").asBoolean()).isFalse();
+    assertThat(big.at("/error/message").asText()).contains("refused by Kafka");
+    assertThat(results.get("job-next").get("status").asText()).isEqualTo("COMPLETED");
+    assertThat(kafka.committed("echo")).isEqualTo(2);
+  }
+
+  @Test
+  void shouldRetryTheResultUntilKafkaTakesItWhenSendsFailPastTheDeliveryTimeout() throws Exception {
+    kafka.createJobTopics(1, "echo");
+    Worker worker = kafka.worker()
+        // A short delivery timeout, so the producer gives up on its own retries within the test.
+        .kafkaProperty("delivery.timeout.ms", 2000)
+        .kafkaProperty("request.timeout.ms", 1000)
+        .kafkaProperty("max.block.ms", 1000)
+        .build();
+    worker.register("echo", payload -> "echo " + payload);
+    try {
+      worker.startAsync();
+      // The results topic disappears (auto-creation is off): every send fails until it is back.
+      kafka.deleteTopic("results");
+      for (int i = 0; i < 3; i++) {
+        kafka.sendJob("echo", "job-" + i, Integer.toString(i));
+      }
+      // Several delivery timeouts pass with nothing acknowledged and nothing committed.
+      await().during(Duration.ofSeconds(6)).atMost(Duration.ofSeconds(10))
+          .until(() -> worker.report().completed() == 0 && kafka.committed("echo") == 0);
+      kafka.createTopic("results", 1, Map.of());
+
+      await().atMost(WAIT).until(() -> kafka.committed("echo") == 3);
+      List<JsonNode> results = kafka.reader("results").awaitJson(3, WAIT);
+      assertThat(results).extracting(r -> r.get("job_id").asText())
+          .containsExactlyInAnyOrder("job-0", "job-1", "job-2");
+      assertThat(results).extracting(r -> r.get("status").asText()).containsOnly("COMPLETED");
+      assertThat(worker.report().completed()).isEqualTo(3);
+    } finally {
+      worker.close();
+    }
+  }
+}
