@@ -123,6 +123,24 @@ final class TestKafka implements AutoCloseable {
     send(action, runId, job(action, jobId, runId, inputJson));
   }
 
+  /** Sends {@code count} jobs {@code <jobIdPrefix><i>} without waiting for each, then waits for all. */
+  void sendJobs(String action, String jobIdPrefix, int count, String inputJson) {
+    List<java.util.concurrent.Future<?>> sent = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      String jobId = jobIdPrefix + i;
+      String runId = "run-" + jobId;
+      sent.add(producer.send(new ProducerRecord<>(prefix + "jobs." + action, runId.getBytes(StandardCharsets.UTF_8),
+          job(action, jobId, runId, inputJson).getBytes(StandardCharsets.UTF_8))));
+    }
+    try {
+      for (java.util.concurrent.Future<?> future : sent) {
+        future.get(30, TimeUnit.SECONDS);
+      }
+    } catch (Exception e) {
+      throw new IllegalStateException("send failed", e);
+    }
+  }
+
   /** A reader of every partition of {@code prefix + suffix} from the beginning, with no group. */
   Reader reader(String suffix) {
     Reader reader = new Reader(prefix + suffix);

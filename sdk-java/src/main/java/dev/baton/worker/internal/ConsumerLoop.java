@@ -283,6 +283,11 @@ final class ConsumerLoop implements Runnable {
     }
 
     private void awaitJobsRunningOn(Collection<TopicPartition> partitions) {
+      int running = runningOn(partitions);
+      if (running == 0) {
+        return;
+      }
+      LOG.info("rebalance: waiting up to {} for {} jobs running on revoked partitions", REVOKE_WAIT, running);
       try {
         // A stop request ends the wait: the drain that follows bounds how long running jobs may take.
         applyEventsUntil(() -> stopRequested || runningOn(partitions) == 0, REVOKE_WAIT);
