@@ -186,6 +186,22 @@ class WorkerKafkaTest {
   }
 
   @Test
+  void shouldCreateTopicsWithTheConfiguredReplicationAndMinInsyncReplicasWhenMissing() throws Exception {
+    try (Worker worker = kafka.worker().topicReplicationFactor(1).topicMinInsyncReplicas(1).build()) {
+      worker.register("step1", payload -> payload);
+      worker.startAsync();
+      String topic = kafka.prefix + "results";
+      org.apache.kafka.common.config.ConfigResource resource =
+          new org.apache.kafka.common.config.ConfigResource(org.apache.kafka.common.config.ConfigResource.Type.TOPIC, topic);
+      var config = kafka.admin.describeConfigs(List.of(resource)).all().get(10, TimeUnit.SECONDS).get(resource);
+      assertThat(config.get("min.insync.replicas").value()).isEqualTo("1");
+      assertThat(config.get("min.insync.replicas").isDefault()).as("set on the topic, not the broker default").isFalse();
+      assertThat(kafka.admin.describeTopics(List.of(topic)).allTopicNames().get(10, TimeUnit.SECONDS).get(topic)
+          .partitions().get(0).replicas()).hasSize(1);
+    }
+  }
+
+  @Test
   void shouldThrowWorkerStateErrorWhenRegisteringAfterStartOrStartingTwice() {
     try (Worker worker = kafka.worker().build()) {
       worker.register("step1", payload -> payload);

@@ -66,7 +66,8 @@ final class JobRunner {
       return;
     }
     RunningJob running = new RunningJob(record, job);
-    running.context(new Context(job, () -> heartbeat(record, job, running.startedAt)));
+    running.context(new Context(job, () -> heartbeat(running)));
+    running.enter(Thread.currentThread()); // before the watch, which may fire at once for a late job
     watch(running);
     invoke(handlers.get(job.action()), running).whenComplete((value, error) -> returned(running, value, error));
   }
@@ -78,7 +79,6 @@ final class JobRunner {
     MDC.put("step", job.step());
     MDC.put("attempt", Integer.toString(job.attempt()));
     MDC.put("action", job.action());
-    running.enter(Thread.currentThread());
     try {
       Object payload = Json.MAPPER.treeToValue(job.input(), Object.class);
       Object value = handler.handle(payload, running.context());
@@ -191,9 +191,13 @@ final class JobRunner {
         counters.failed::incrementAndGet);
   }
 
-  private void heartbeat(ConsumerRecord<byte[], byte[]> record, Job job, Instant startedAt) {
+  private void heartbeat(RunningJob running) {
+    if (running.answered()) { // an abandoned handler beating on: its job is over
+      return;
+    }
+    Job job = running.job;
     try {
-      producer.send(resultRecord(record, job, envelopes.heartbeat(job, startedAt)), (meta, e) -> {
+      producer.send(resultRecord(running.record, job, envelopes.heartbeat(job, running.startedAt)), (meta, e) -> {
         if (e != null) {
           LOG.warn("heartbeat of job {} not sent: {}", job.jobId(), e.toString());
         }
