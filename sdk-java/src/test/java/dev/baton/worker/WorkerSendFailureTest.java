@@ -55,6 +55,25 @@ class WorkerSendFailureTest {
   }
 
   @Test
+  void shouldDeadLetterWithoutTheValueAndCommitPastItWhenThePoisonJobIsTooLargeForTheDlt() throws Exception {
+    kafka.createJobTopics(1, "echo");
+    kafka.createTopic("jobs.DLT", 1, Map.of("max.message.bytes", "2000"));
+    kafka.send("echo", "run-poison", "{not json " + "x".repeat(5000));
+    kafka.sendJob("echo", "job-next", "\"small\"");
+    Worker worker = kafka.worker().build();
+    worker.register("echo", payload -> payload);
+    RunReport report = worker.runUntilIdle(WAIT);
+
+    assertThat(report).isEqualTo(new RunReport(1, 0, 1));
+    var dead = kafka.reader("jobs.DLT").await(1, WAIT).get(0);
+    assertThat(dead.value()).isNull();
+    assertThat(TestKafka.header(dead, "baton-dlt-reason")).isEqualTo("undecodable");
+    assertThat(TestKafka.header(dead, "kafka_dlt-exception-message"))
+        .startsWith("malformed JSON").contains("refused by the DLT topic");
+    assertThat(kafka.committed("echo")).isEqualTo(2);
+  }
+
+  @Test
   void shouldRetryTheResultUntilKafkaTakesItWhenSendsFailPastTheDeliveryTimeout() throws Exception {
     kafka.createJobTopics(1, "echo");
     Worker worker = kafka.worker()

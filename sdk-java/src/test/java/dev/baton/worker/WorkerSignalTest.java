@@ -20,6 +20,7 @@ import org.junit.jupiter.api.Test;
 class WorkerSignalTest {
   /** The JVM's exit status after SIGTERM (128 + 15). */
   private static final int SIGTERM_EXIT = 143;
+  private static final int SIGINT_EXIT = 130;
 
   private TestKafka kafka;
   private Process child;
@@ -45,6 +46,20 @@ class WorkerSignalTest {
 
     assertThat(sigtermAndTimeExit()).isLessThan(Duration.ofSeconds(5));
     assertThat(child.exitValue()).isEqualTo(SIGTERM_EXIT);
+  }
+
+  @Test
+  void shouldExitPromptlyWhenSigintArrivesWhileKafkaIsUnreachableAtStartup() throws Exception {
+    LinkedBlockingQueue<String> lines = startChild(unusedBootstrap(), "sleep", 30_000);
+    awaitLine(lines, "STARTING");
+    Thread.sleep(500); // let it get into the wait for Kafka; the assertion below is about the exit
+
+    long start = System.nanoTime();
+    Process kill = new ProcessBuilder("kill", "-INT", Long.toString(child.pid())).start(); // Ctrl-C
+    assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
+    assertThat(child.waitFor(60, TimeUnit.SECONDS)).as("exited").isTrue();
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(5));
+    assertThat(child.exitValue()).isEqualTo(SIGINT_EXIT);
   }
 
   @Test

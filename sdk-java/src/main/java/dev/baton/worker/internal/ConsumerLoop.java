@@ -226,8 +226,8 @@ final class ConsumerLoop implements Runnable {
     applyEventsUntil(() -> outstanding == 0, settings.drainTimeout());
     applyEvents();
     if (outstanding > 0) {
-      LOG.warn("{} jobs still running after the drain timeout of {}; they stay uncommitted",
-          outstanding, settings.drainTimeout());
+      LOG.warn("{} jobs not finished after the drain timeout of {} (handler running or result unsent); they "
+          + "stay uncommitted", outstanding, settings.drainTimeout());
     }
     commitIfDue(true);
   }
