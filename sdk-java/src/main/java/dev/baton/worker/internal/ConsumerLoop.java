@@ -134,8 +134,10 @@ final class ConsumerLoop implements Runnable {
   }
 
   private void dispatch() {
-    // Mid-rebalance nothing starts: a buffered record of a partition that moves would run twice.
-    while (!buffer.isEmpty() && revokedPending.isEmpty() && counters.running.get() < settings.concurrency()) {
+    // Mid-rebalance nothing starts: a buffered record of a partition that moves would run twice. While
+    // results wait for Kafka (an outage, a missing topic), new jobs wait in the buffer, fetching paused.
+    while (!buffer.isEmpty() && revokedPending.isEmpty() && counters.running.get() < settings.concurrency()
+        && outstanding < settings.maxUnacknowledged()) {
       ConsumerRecord<byte[], byte[]> record = buffer.poll();
       counters.running.incrementAndGet();
       outstanding++;

@@ -60,7 +60,7 @@ final class KafkaClients {
     // member subscribed to its topic. Rebalances are eager: every partition is revoked, then reassigned.
     props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
     props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RoundRobinAssignor.class.getName());
-    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(100, Math.min(1000, settings.concurrency() * 4)));
+    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, settings.maxPollRecords());
     // A dead worker's partitions move after the session timeout: 10 s like the Python and Node SDKs,
     // not kafka-clients' 45 s default, so its uncommitted jobs reach another worker quickly.
     props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);

@@ -28,6 +28,20 @@ public record Settings(
     consumerProperties = Map.copyOf(consumerProperties);
   }
 
+  /** Records one poll may bring: enough to keep every slot fed between polls. */
+  public int maxPollRecords() {
+    return Math.max(100, Math.min(1000, concurrency * 4));
+  }
+
+  /**
+   * Most jobs dispatched whose result Kafka has not acknowledged yet. Slots are given back before the
+   * result is sent, so without this bound a worker whose sends keep failing would go on taking jobs and
+   * holding their results in memory.
+   */
+  public int maxUnacknowledged() {
+    return concurrency + 2 * maxPollRecords();
+  }
+
   public String jobTopic(String action) {
     return topicPrefix + "jobs." + action;
   }
