@@ -24,7 +24,10 @@ public interface JobContext {
   /** {@code "<runId>:<step>"}: stable across retries, for side effects that must happen once. */
   String idempotencyKey();
 
-  /** When the orchestrator gives up on this attempt; moved forward by {@link #heartbeat()}. */
+  /**
+   * When the orchestrator gives up on this attempt; moved forward by {@link #heartbeat()}. The worker
+   * itself stops waiting {@code deadlineGrace} later: it interrupts the handler and answers Timeout.
+   */
   Instant deadline();
 
   /**

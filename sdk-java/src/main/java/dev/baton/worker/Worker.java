@@ -66,7 +66,7 @@ public final class Worker implements AutoCloseable {
       throw new IllegalArgumentException("action '" + action + "' is already registered");
     }
     if (runtime != null) {
-      throw new IllegalStateException("register every action before the worker starts");
+      throw new WorkerStateError("register every action before the worker starts");
     }
     handlers.put(action, handler);
     return this;
@@ -87,7 +87,7 @@ public final class Worker implements AutoCloseable {
   }
 
   /** Starts consuming in background threads and returns; stop with {@link #close()}. */
-  public synchronized void startAsync() {
+  public void startAsync() {
     launch(false);
   }
 
@@ -95,12 +95,10 @@ public final class Worker implements AutoCloseable {
    * Burst mode, for tests and batch jobs: processes until every assigned partition has been read to its
    * end and every result is acknowledged, then stops gracefully.
    *
-   * @throws IllegalStateException if that did not happen within {@code timeout} (the worker is closed)
+   * @throws IdleTimeout if that did not happen within {@code timeout} (the worker is closed)
    */
   public RunReport runUntilIdle(Duration timeout) {
-    synchronized (this) {
-      launch(true);
-    }
+    launch(true);
     boolean idle;
     try {
       idle = runtime.awaitFinished(timeout);
@@ -110,20 +108,28 @@ public final class Worker implements AutoCloseable {
     }
     close();
     if (!idle) {
-      throw new IllegalStateException("worker not idle after " + timeout + ": " + report());
+      throw new IdleTimeout(timeout, report());
     }
     return report();
   }
 
-  /** Graceful stop: no new jobs, running ones finish (up to the drain timeout), offsets committed. */
+  /**
+   * Graceful stop: no new jobs, running ones finish (up to the drain timeout), offsets committed. Called
+   * during start-up (SIGTERM while Kafka is unreachable), it ends the start-up at once.
+   */
   @Override
-  public synchronized void close() {
-    if (closed) {
-      return;
+  public void close() {
+    WorkerRuntime current;
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      current = runtime;
     }
-    closed = true;
-    if (runtime != null) {
-      runtime.stop();
+    // Outside the lock: start-up runs outside it too, so a stop never waits for Kafka to answer.
+    if (current != null) {
+      current.stop();
     }
     removeShutdownHook();
   }
@@ -143,23 +149,34 @@ public final class Worker implements AutoCloseable {
   }
 
   private void launch(boolean untilIdle) {
-    if (runtime != null || closed) {
-      throw new IllegalStateException("a worker starts once; build a new one");
+    WorkerRuntime starting;
+    synchronized (this) {
+      if (runtime != null || closed) {
+        throw new WorkerStateError("a worker starts once; build a new one");
+      }
+      if (handlers.isEmpty()) {
+        throw new WorkerStateError("register at least one action before starting the worker");
+      }
+      starting = runtime = new WorkerRuntime(settings, identity, handlers);
+      shutdownHook = new Thread(this::close, "baton-shutdown-" + identity.id());
+      Runtime.getRuntime().addShutdownHook(shutdownHook);
     }
-    if (handlers.isEmpty()) {
-      throw new IllegalStateException("register at least one action before starting the worker");
-    }
-    runtime = new WorkerRuntime(settings, identity, handlers);
-    shutdownHook = new Thread(this::close, "baton-shutdown-" + identity.id());
-    Runtime.getRuntime().addShutdownHook(shutdownHook);
     try {
-      runtime.start(untilIdle);
+      starting.start(untilIdle);
     } catch (RuntimeException e) {
       LOG.error("worker {} failed to start: {}", identity.id(), e.toString());
-      closed = true;
-      removeShutdownHook();
+      close();
       throw e;
     }
+  }
+
+  /** Per-job entries the worker holds now (tracked offsets, deadline watches): tests check it stays bounded. */
+  int bookkeeping() {
+    WorkerRuntime current;
+    synchronized (this) {
+      current = runtime;
+    }
+    return current == null ? 0 : current.bookkeeping();
   }
 
   private void removeShutdownHook() {

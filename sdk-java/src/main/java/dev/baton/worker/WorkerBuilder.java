@@ -24,8 +24,12 @@ public final class WorkerBuilder {
   private String topicPrefix;
   private Long maxPayloadBytes;
   private Integer topicPartitions;
-  private Duration heartbeatInterval;
-  private Duration drainTimeout = Duration.ofSeconds(30);
+  private Duration presenceInterval;
+  private Duration drainTimeout;
+  private Duration deadlineGrace;
+  private Integer maxAbandoned;
+  private Integer topicReplicationFactor;
+  private Integer topicMinInsyncReplicas;
   private final Map<String, Object> kafkaProperties = new HashMap<>();
   private final Map<String, Object> consumerProperties = new HashMap<>();
   private Function<String, String> env = System::getenv;
@@ -68,15 +72,61 @@ public final class WorkerBuilder {
     return this;
   }
 
-  /** Presence heartbeat period (default 5 s); env {@code BATON_WORKER_HEARTBEAT_INTERVAL} in seconds. */
-  public WorkerBuilder heartbeatInterval(Duration heartbeatInterval) {
-    this.heartbeatInterval = heartbeatInterval;
+  /**
+   * Period of the presence heartbeat on {@code <prefix>workers} (default 5 s); env
+   * {@code BATON_WORKER_PRESENCE_INTERVAL} in seconds. Not {@link JobContext#heartbeat()}.
+   */
+  public WorkerBuilder presenceInterval(Duration presenceInterval) {
+    this.presenceInterval = presenceInterval;
     return this;
   }
 
-  /** How long {@code close()} waits for running handlers (default 30 s). */
+  /** @deprecated the presence interval's old name: use {@link #presenceInterval(Duration)}. */
+  @Deprecated
+  public WorkerBuilder heartbeatInterval(Duration heartbeatInterval) {
+    Deprecations.warnOnce("heartbeatInterval", "presenceInterval");
+    return presenceInterval(heartbeatInterval);
+  }
+
+  /**
+   * How long {@code close()} or SIGTERM waits for running handlers (default 30 s); env
+   * {@code BATON_WORKER_DRAIN_TIMEOUT} in seconds.
+   */
   public WorkerBuilder drainTimeout(Duration drainTimeout) {
     this.drainTimeout = drainTimeout;
+    return this;
+  }
+
+  /**
+   * How long past a job's deadline the worker still waits for its handler (default 10 s); then it
+   * interrupts the handler, answers {@code Timeout} and moves on. Env {@code BATON_WORKER_DEADLINE_GRACE}.
+   */
+  public WorkerBuilder deadlineGrace(Duration deadlineGrace) {
+    this.deadlineGrace = deadlineGrace;
+    return this;
+  }
+
+  /**
+   * Most timed-out handlers that ignore the interrupt whose slots are given to new jobs (default =
+   * concurrency); past it a slot stays taken until its handler returns. Env {@code BATON_WORKER_MAX_ABANDONED}.
+   */
+  public WorkerBuilder maxAbandoned(int maxAbandoned) {
+    this.maxAbandoned = maxAbandoned;
+    return this;
+  }
+
+  /** Replication factor of the topics this worker creates (default 1); env {@code BATON_TOPIC_REPLICATION_FACTOR}. */
+  public WorkerBuilder topicReplicationFactor(int topicReplicationFactor) {
+    this.topicReplicationFactor = topicReplicationFactor;
+    return this;
+  }
+
+  /**
+   * {@code min.insync.replicas} of the topics this worker creates (default: the broker's); env
+   * {@code BATON_TOPIC_MIN_INSYNC_REPLICAS}.
+   */
+  public WorkerBuilder topicMinInsyncReplicas(int topicMinInsyncReplicas) {
+    this.topicMinInsyncReplicas = topicMinInsyncReplicas;
     return this;
   }
 
@@ -115,11 +165,23 @@ public final class WorkerBuilder {
     require(payload >= 1 && payload <= Integer.MAX_VALUE, "max_payload_bytes must be a positive integer");
     long partitions = number(topicPartitions, "BATON_TOPIC_PARTITIONS", 6);
     require(partitions >= 1 && partitions <= Integer.MAX_VALUE, "topic_partitions must be a positive integer");
-    Duration interval = heartbeatInterval != null ? heartbeatInterval : envSeconds();
-    require(interval != null && interval.toMillis() > 0, "heartbeat_interval must be a positive number of seconds");
-    require(drainTimeout != null && !drainTimeout.isNegative(), "drain_timeout must not be negative");
+    Duration interval = presenceInterval != null ? presenceInterval : presenceFromEnv();
+    require(interval != null && interval.toMillis() > 0, "presence_interval must be a positive number of seconds");
+    Duration drain = drainTimeout != null ? drainTimeout : seconds("BATON_WORKER_DRAIN_TIMEOUT", 30);
+    require(drain != null && !drain.isNegative(), "drain_timeout must be a non-negative number of seconds");
+    Duration grace = deadlineGrace != null ? deadlineGrace : seconds("BATON_WORKER_DEADLINE_GRACE", 10);
+    require(grace != null && !grace.isNegative(), "deadline_grace must be a non-negative number of seconds");
+    long abandoned = number(maxAbandoned, "BATON_WORKER_MAX_ABANDONED", workers);
+    require(abandoned >= 0 && abandoned <= Integer.MAX_VALUE, "max_abandoned must be a non-negative integer");
+    long replication = number(topicReplicationFactor, "BATON_TOPIC_REPLICATION_FACTOR", 1);
+    require(replication >= 1 && replication <= Short.MAX_VALUE, "topic_replication_factor must be a positive integer");
+    // 0 = not set (the broker's default); an explicit 0 is as invalid as a negative number.
+    long minIsr = topicMinInsyncReplicas != null && topicMinInsyncReplicas == 0 ? -1
+        : number(topicMinInsyncReplicas, "BATON_TOPIC_MIN_INSYNC_REPLICAS", 0);
+    require(minIsr >= 0 && minIsr <= Short.MAX_VALUE, "topic_min_insync_replicas must be a positive integer");
     return new Settings(servers.trim(), group, (int) workers, prefix, (int) payload, (int) partitions,
-        interval, drainTimeout, kafkaProperties, consumerProperties);
+        interval, drain, grace, (int) abandoned, (int) replication, minIsr == 0 ? null : (int) minIsr,
+        kafkaProperties, consumerProperties);
   }
 
   private String pick(String explicit, String envName, String fallback) {
@@ -146,13 +208,24 @@ public final class WorkerBuilder {
     }
   }
 
-  private Duration envSeconds() {
-    String fromEnv = env.apply("BATON_WORKER_HEARTBEAT_INTERVAL");
+  /** The new env name wins; the old one still works, with a warning once. */
+  private Duration presenceFromEnv() {
+    if (env.apply("BATON_WORKER_PRESENCE_INTERVAL") == null && env.apply("BATON_WORKER_HEARTBEAT_INTERVAL") != null) {
+      Deprecations.warnOnce("BATON_WORKER_HEARTBEAT_INTERVAL", "BATON_WORKER_PRESENCE_INTERVAL");
+      return seconds("BATON_WORKER_HEARTBEAT_INTERVAL", 5);
+    }
+    return seconds("BATON_WORKER_PRESENCE_INTERVAL", 5);
+  }
+
+  /** An env value in (fractional) seconds; null when unparsable, so the check reports the contract's message. */
+  private Duration seconds(String envName, long fallback) {
+    String fromEnv = env.apply(envName);
     if (fromEnv == null) {
-      return Duration.ofSeconds(5);
+      return Duration.ofSeconds(fallback);
     }
     try {
-      return Duration.ofMillis(Math.round(Double.parseDouble(fromEnv.trim()) * 1000));
+      double value = Double.parseDouble(fromEnv.trim());
+      return Double.isFinite(value) ? Duration.ofMillis(Math.round(value * 1000)) : null;
     } catch (NumberFormatException e) {
       return null;
     }

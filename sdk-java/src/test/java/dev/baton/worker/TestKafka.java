@@ -84,6 +84,26 @@ final class TestKafka implements AutoCloseable {
     admin.createTopics(topics).all().get(10, TimeUnit.SECONDS);
   }
 
+  /** Creates {@code prefix + suffix} with the given topic configs (e.g. a small {@code max.message.bytes}). */
+  void createTopic(String suffix, int partitions, Map<String, String> configs) throws Exception {
+    admin.createTopics(List.of(new NewTopic(prefix + suffix, partitions, (short) 1).configs(configs)))
+        .all().get(10, TimeUnit.SECONDS);
+  }
+
+  /** Deletes {@code prefix + suffix} and waits until the broker no longer lists it. */
+  void deleteTopic(String suffix) throws Exception {
+    admin.deleteTopics(List.of(prefix + suffix)).all().get(10, TimeUnit.SECONDS);
+    Awaitility.await().atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(100))
+        .until(() -> !admin.listTopics().names().get(5, TimeUnit.SECONDS).contains(prefix + suffix));
+  }
+
+  /** A job whose deadline is {@code deadline} (the timeout_ms field says how far heartbeats move it). */
+  static String jobWithDeadline(String action, String jobId, String inputJson, Instant deadline) {
+    String runId = "run-" + jobId;
+    return job(action, jobId, runId, inputJson).replaceFirst("\"deadline\":\"[^\"]+\"",
+        "\"deadline\":\"" + deadline + "\"");
+  }
+
   /** Sends a job (or any bytes) to the action's topic, keyed by run id as the orchestrator does. */
   void send(String action, String runId, String value, String... headers) {
     ProducerRecord<byte[], byte[]> record = new ProducerRecord<>(prefix + "jobs." + action,
@@ -101,6 +121,31 @@ final class TestKafka implements AutoCloseable {
   void sendJob(String action, String jobId, String inputJson) {
     String runId = "run-" + jobId;
     send(action, runId, job(action, jobId, runId, inputJson));
+  }
+
+  /**
+   * Sends {@code count} jobs {@code <jobIdPrefix><i>}, 500 at a time without waiting for each. The first
+   * goes alone: a burst into a topic whose leaders are still settling made the idempotent producer loop
+   * on OUT_OF_ORDER_SEQUENCE_NUMBER.
+   */
+  void sendJobs(String action, String jobIdPrefix, int count, String inputJson) {
+    List<java.util.concurrent.Future<?>> sent = new ArrayList<>();
+    try {
+      for (int i = 0; i < count; i++) {
+        String jobId = jobIdPrefix + i;
+        String runId = "run-" + jobId;
+        sent.add(producer.send(new ProducerRecord<>(prefix + "jobs." + action, runId.getBytes(StandardCharsets.UTF_8),
+            job(action, jobId, runId, inputJson).getBytes(StandardCharsets.UTF_8))));
+        if (i == 0 || sent.size() == 500 || i == count - 1) {
+          for (java.util.concurrent.Future<?> future : sent) {
+            future.get(30, TimeUnit.SECONDS);
+          }
+          sent.clear();
+        }
+      }
+    } catch (Exception e) {
+      throw new IllegalStateException("send failed", e);
+    }
   }
 
   /** A reader of every partition of {@code prefix + suffix} from the beginning, with no group. */

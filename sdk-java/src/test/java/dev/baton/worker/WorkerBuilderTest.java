@@ -23,7 +23,7 @@ class WorkerBuilderTest {
     assertThat(settings.topicPrefix()).isEqualTo("workflow-");
     assertThat(settings.maxPayloadBytes()).isEqualTo(1_048_576);
     assertThat(settings.topicPartitions()).isEqualTo(6);
-    assertThat(settings.heartbeatInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(settings.presenceInterval()).isEqualTo(Duration.ofSeconds(5));
     assertThat(settings.jobTopic("step1")).isEqualTo("workflow-jobs.step1");
     assertThat(settings.resultsTopic()).isEqualTo("workflow-results");
     assertThat(settings.deadLetterTopic()).isEqualTo("workflow-jobs.DLT");
@@ -42,7 +42,52 @@ class WorkerBuilderTest {
     assertThat(settings.topicPrefix()).isEqualTo("p-");
     assertThat(settings.maxPayloadBytes()).isEqualTo(100);
     assertThat(settings.topicPartitions()).isEqualTo(2);
-    assertThat(settings.heartbeatInterval()).isEqualTo(Duration.ofMillis(500));
+    assertThat(settings.presenceInterval()).isEqualTo(Duration.ofMillis(500));
+  }
+
+  @Test
+  void shouldUseRoundTwoDefaultsWhenNothingIsSet() {
+    Settings settings = withEnv(Map.of()).concurrency(3).settings();
+    assertThat(settings.presenceInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(settings.drainTimeout()).isEqualTo(Duration.ofSeconds(30));
+    assertThat(settings.deadlineGrace()).isEqualTo(Duration.ofSeconds(10));
+    assertThat(settings.maxAbandoned()).isEqualTo(3); // = concurrency
+    assertThat(settings.topicReplicationFactor()).isEqualTo(1);
+    assertThat(settings.topicMinInsyncReplicas()).isNull(); // the broker's default
+  }
+
+  @Test
+  void shouldReadRoundTwoEnvWhenOptionNotGiven() {
+    Settings settings = withEnv(Map.of("BATON_WORKER_DRAIN_TIMEOUT", "2.5", "BATON_WORKER_PRESENCE_INTERVAL", "0.25",
+        "BATON_WORKER_DEADLINE_GRACE", "3", "BATON_WORKER_MAX_ABANDONED", "4", "BATON_TOPIC_REPLICATION_FACTOR", "3",
+        "BATON_TOPIC_MIN_INSYNC_REPLICAS", "2", "BATON_WORKER_HEARTBEAT_INTERVAL", "9")).settings();
+    assertThat(settings.drainTimeout()).isEqualTo(Duration.ofMillis(2500));
+    assertThat(settings.presenceInterval()).as("the new name wins").isEqualTo(Duration.ofMillis(250));
+    assertThat(settings.deadlineGrace()).isEqualTo(Duration.ofSeconds(3));
+    assertThat(settings.maxAbandoned()).isEqualTo(4);
+    assertThat(settings.topicReplicationFactor()).isEqualTo(3);
+    assertThat(settings.topicMinInsyncReplicas()).isEqualTo(2);
+  }
+
+  @Test
+  @SuppressWarnings("deprecation")
+  void shouldStillHonourOldPresenceNamesWhenNewOnesAreNotSet() {
+    assertThat(withEnv(Map.of("BATON_WORKER_HEARTBEAT_INTERVAL", "0.5")).settings().presenceInterval())
+        .isEqualTo(Duration.ofMillis(500));
+    assertThat(withEnv(Map.of()).heartbeatInterval(Duration.ofSeconds(2)).settings().presenceInterval())
+        .isEqualTo(Duration.ofSeconds(2));
+  }
+
+  @Test
+  void shouldRejectWithContractMessageWhenRoundTwoOptionInvalid() {
+    assertInvalid(withEnv(Map.of()).presenceInterval(Duration.ZERO), "presence_interval must be a positive number of seconds");
+    assertInvalid(withEnv(Map.of("BATON_WORKER_PRESENCE_INTERVAL", "soon")),
+        "presence_interval must be a positive number of seconds");
+    assertInvalid(withEnv(Map.of()).drainTimeout(Duration.ofSeconds(-1)), "drain_timeout must be a non-negative number of seconds");
+    assertInvalid(withEnv(Map.of()).deadlineGrace(Duration.ofSeconds(-1)), "deadline_grace must be a non-negative number of seconds");
+    assertInvalid(withEnv(Map.of()).maxAbandoned(-1), "max_abandoned must be a non-negative integer");
+    assertInvalid(withEnv(Map.of()).topicReplicationFactor(0), "topic_replication_factor must be a positive integer");
+    assertInvalid(withEnv(Map.of()).topicMinInsyncReplicas(0), "topic_min_insync_replicas must be a positive integer");
   }
 
   @Test
@@ -95,5 +140,8 @@ class WorkerBuilderTest {
     assertThat(new PayloadTooLarge(2, 1).code()).isEqualTo("BATON_PAYLOAD_TOO_LARGE");
     assertThat(new SerializationError("x", null).code()).isEqualTo("BATON_SERIALIZATION");
     assertThat(new NonRetryableError("x")).isInstanceOf(BatonError.class).isInstanceOf(RuntimeException.class);
+    assertThat(new IdleTimeout(Duration.ofSeconds(1), new RunReport(1, 2, 3)).code()).isEqualTo("BATON_IDLE_TIMEOUT");
+    assertThat(new WorkerStateError("x").code()).isEqualTo("BATON_WORKER_STATE");
+    assertThat(new WorkerStateError("x")).isInstanceOf(BatonError.class);
   }
 }

@@ -1,6 +1,7 @@
 package dev.baton.worker;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -182,6 +183,46 @@ class WorkerKafkaTest {
     JsonNode next = kafka.reader("results").awaitJson(1, WAIT).get(0);
     assertThat(next.get("output").asText()).isEqualTo("Java processed: after poison");
     assertThat(kafka.committed("step1")).isEqualTo(2);
+  }
+
+  @Test
+  void shouldCreateTopicsWithTheConfiguredReplicationAndMinInsyncReplicasWhenMissing() throws Exception {
+    try (Worker worker = kafka.worker().topicReplicationFactor(1).topicMinInsyncReplicas(1).build()) {
+      worker.register("step1", payload -> payload);
+      worker.startAsync();
+      String topic = kafka.prefix + "results";
+      org.apache.kafka.common.config.ConfigResource resource =
+          new org.apache.kafka.common.config.ConfigResource(org.apache.kafka.common.config.ConfigResource.Type.TOPIC, topic);
+      var config = kafka.admin.describeConfigs(List.of(resource)).all().get(10, TimeUnit.SECONDS).get(resource);
+      assertThat(config.get("min.insync.replicas").value()).isEqualTo("1");
+      assertThat(config.get("min.insync.replicas").isDefault()).as("set on the topic, not the broker default").isFalse();
+      assertThat(kafka.admin.describeTopics(List.of(topic)).allTopicNames().get(10, TimeUnit.SECONDS).get(topic)
+          .partitions().get(0).replicas()).hasSize(1);
+    }
+  }
+
+  @Test
+  void shouldThrowWorkerStateErrorWhenRegisteringAfterStartOrStartingTwice() {
+    try (Worker worker = kafka.worker().build()) {
+      worker.register("step1", payload -> payload);
+      worker.startAsync();
+      assertThatThrownBy(() -> worker.register("step2", payload -> payload)).isInstanceOf(WorkerStateError.class)
+          .hasMessage("register every action before the worker starts");
+      assertThatThrownBy(worker::startAsync).isInstanceOf(WorkerStateError.class);
+    }
+  }
+
+  @Test
+  void shouldThrowIdleTimeoutWithTheCountsWhenNotIdleInTime() throws Exception {
+    kafka.createJobTopics(1, "slow");
+    kafka.sendJob("slow", "job-slow", "null");
+    Worker worker = kafka.worker().drainTimeout(Duration.ZERO).build();
+    worker.register("slow", payload -> {
+      Thread.sleep(60_000);
+      return null;
+    });
+    assertThatThrownBy(() -> worker.runUntilIdle(Duration.ofSeconds(3))).isInstanceOfSatisfying(IdleTimeout.class,
+        e -> assertThat(e.report()).isEqualTo(new RunReport(0, 0, 0)));
   }
 
   @Test

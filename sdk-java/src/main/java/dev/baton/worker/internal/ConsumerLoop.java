@@ -48,6 +48,7 @@ final class ConsumerLoop implements Runnable {
   private volatile boolean stopRequested;
   private boolean draining;
   private int outstanding; // dispatched jobs whose result is not acknowledged yet
+  private volatile int tracked; // offsets in the tracker, for tests that check bookkeeping stays bounded
   private boolean assigned;
   // Revoked but not yet known to have moved: the classic protocol's eager rebalancing revokes every
   // partition before each reassignment, and most come straight back (see Rebalance).
@@ -117,6 +118,12 @@ final class ConsumerLoop implements Runnable {
     applyEvents();
     dispatch();
     commitIfDue(false);
+    tracked = tracker.size();
+  }
+
+  /** Offsets the tracker holds (polled, not yet committed past), as of the last poll. */
+  int tracked() {
+    return tracked;
   }
 
   private void take(Iterable<ConsumerRecord<byte[], byte[]>> records) {
@@ -127,8 +134,10 @@ final class ConsumerLoop implements Runnable {
   }
 
   private void dispatch() {
-    // Mid-rebalance nothing starts: a buffered record of a partition that moves would run twice.
-    while (!buffer.isEmpty() && revokedPending.isEmpty() && counters.running.get() < settings.concurrency()) {
+    // Mid-rebalance nothing starts: a buffered record of a partition that moves would run twice. While
+    // results wait for Kafka (an outage, a missing topic), new jobs wait in the buffer, fetching paused.
+    while (!buffer.isEmpty() && revokedPending.isEmpty() && counters.running.get() < settings.concurrency()
+        && outstanding < settings.maxUnacknowledged()) {
       ConsumerRecord<byte[], byte[]> record = buffer.poll();
       counters.running.incrementAndGet();
       outstanding++;
@@ -160,7 +169,6 @@ final class ConsumerLoop implements Runnable {
         outstanding--;
         tracker.done(event.partition(), event.offset());
       }
-      case SEND_FAILED -> outstanding--;
       case SLOT_FREED -> { } // the dispatch that follows every apply uses the slot
     }
   }
@@ -220,8 +228,8 @@ final class ConsumerLoop implements Runnable {
     applyEventsUntil(() -> outstanding == 0, settings.drainTimeout());
     applyEvents();
     if (outstanding > 0) {
-      LOG.warn("{} jobs still running after the drain timeout of {}; they stay uncommitted",
-          outstanding, settings.drainTimeout());
+      LOG.warn("{} jobs not finished after the drain timeout of {} (handler running or result unsent); they "
+          + "stay uncommitted", outstanding, settings.drainTimeout());
     }
     commitIfDue(true);
   }
@@ -277,8 +285,14 @@ final class ConsumerLoop implements Runnable {
     }
 
     private void awaitJobsRunningOn(Collection<TopicPartition> partitions) {
+      int running = runningOn(partitions);
+      if (running == 0) {
+        return;
+      }
+      LOG.info("rebalance: waiting up to {} for {} jobs running on revoked partitions", REVOKE_WAIT, running);
       try {
-        applyEventsUntil(() -> runningOn(partitions) == 0, REVOKE_WAIT);
+        // A stop request ends the wait: the drain that follows bounds how long running jobs may take.
+        applyEventsUntil(() -> stopRequested || runningOn(partitions) == 0, REVOKE_WAIT);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }

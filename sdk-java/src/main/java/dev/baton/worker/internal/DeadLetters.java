@@ -33,6 +33,25 @@ final class DeadLetters {
     return dead;
   }
 
+  /**
+   * The same dead letter without its value, for a job record too large for the DLT topic: the headers
+   * still say where the original is (topic, partition, offset) and why it was dropped here.
+   */
+  static ProducerRecord<byte[], byte[]> withoutValue(ProducerRecord<byte[], byte[]> dead, Exception why) {
+    ProducerRecord<byte[], byte[]> copy = new ProducerRecord<>(dead.topic(), dead.key(), null);
+    dead.headers().forEach(h -> {
+      if (!h.key().equals("kafka_dlt-exception-message")) {
+        copy.headers().add(h);
+      }
+    });
+    int size = dead.value() == null ? 0 : dead.value().length;
+    String original = new String(dead.headers().lastHeader("kafka_dlt-exception-message").value(),
+        StandardCharsets.UTF_8);
+    copy.headers().add("kafka_dlt-exception-message", utf8(Bounds.message(original + "; the original value of "
+        + size + " bytes was refused by the DLT topic (" + Failure.describe(why) + ") and is left out")));
+    return copy;
+  }
+
   private static byte[] utf8(String text) {
     return text.getBytes(StandardCharsets.UTF_8);
   }

@@ -1,6 +1,7 @@
 package dev.baton.worker.internal;
 
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.baton.worker.PayloadTooLarge;
 import dev.baton.worker.SerializationError;
 import dev.baton.worker.Version;
@@ -29,14 +30,47 @@ public final class Envelopes {
     byte[] bytes;
     try {
       bytes = Json.MAPPER.writeValueAsBytes(value);
-    } catch (IOException | RuntimeException e) {
+    } catch (Throwable e) { // a getter may throw anything, a cycle may overflow the stack
       throw new SerializationError("output of type " + value.getClass().getName()
-          + " is not JSON-serialisable: " + e.getMessage(), e);
+          + " is not JSON-serialisable: " + reason(e), e);
+    }
+    if (hasLoneSurrogateEscape(bytes)) {
+      throw new SerializationError("output of type " + value.getClass().getName()
+          + " contains a lone UTF-16 surrogate, which is not valid Unicode text", null);
     }
     if (bytes.length > maxPayloadBytes) {
       throw new PayloadTooLarge(bytes.length, maxPayloadBytes);
     }
     return bytes;
+  }
+
+  /** Jackson's own message, without the reference chain it appends (one entry per level, unbounded). */
+  private static String reason(Throwable e) {
+    return e instanceof JsonProcessingException json ? json.getOriginalMessage() : Failure.describe(e);
+  }
+
+  /**
+   * Jackson writes a well-formed surrogate pair as UTF-8 but escapes a lone surrogate as a backslash-u
+   * escape in D800-DFFF: valid JSON syntax, yet not Unicode text (PostgreSQL's jsonb rejects it). The
+   * escape is real only when its backslash is not itself escaped, i.e. an odd run of backslashes.
+   */
+  static boolean hasLoneSurrogateEscape(byte[] json) {
+    for (int i = 1; i + 4 < json.length; i++) {
+      if (json[i] != 'u' || json[i - 1] != '\\' || (json[i + 1] != 'D' && json[i + 1] != 'd')) {
+        continue;
+      }
+      byte third = json[i + 2];
+      boolean surrogate = (third >= '8' && third <= '9') || (third >= 'A' && third <= 'F')
+          || (third >= 'a' && third <= 'f');
+      int slashes = 0;
+      for (int j = i - 1; j >= 0 && json[j] == '\\'; j--) {
+        slashes++;
+      }
+      if (surrogate && slashes % 2 == 1) {
+        return true;
+      }
+    }
+    return false;
   }
 
   public byte[] completed(Job job, byte[] output, Instant startedAt, Instant finishedAt) {
@@ -52,7 +86,7 @@ public final class Envelopes {
   }
 
   public byte[] presence(String status, String groupId, Collection<String> actions, int concurrency,
-      int inFlight, Instant startedAt) {
+      int inFlight, int stuckSlots, Instant startedAt) {
     return write(gen -> {
       gen.writeNumberField("v", 1);
       gen.writeStringField("worker_id", identity.id());
@@ -68,6 +102,7 @@ public final class Envelopes {
       gen.writeEndArray();
       gen.writeNumberField("concurrency", concurrency);
       gen.writeNumberField("in_flight", inFlight);
+      gen.writeNumberField("stuck_slots", stuckSlots);
       gen.writeStringField("status", status);
       gen.writeStringField("started_at", Json.timestamp(startedAt));
       gen.writeStringField("sent_at", Json.timestamp(Instant.now()));

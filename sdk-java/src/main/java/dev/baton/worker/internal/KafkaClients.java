@@ -10,6 +10,9 @@ import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -18,6 +21,7 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.RoundRobinAssignor;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -27,6 +31,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 final class KafkaClients {
   /** Room for the envelope around an output of exactly {@code maxPayloadBytes}. */
   private static final int ENVELOPE_ROOM = 64 * 1024;
+  private static final long STEP_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
   private KafkaClients() {}
 
@@ -55,7 +60,7 @@ final class KafkaClients {
     // member subscribed to its topic. Rebalances are eager: every partition is revoked, then reassigned.
     props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
     props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RoundRobinAssignor.class.getName());
-    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(100, Math.min(1000, settings.concurrency() * 4)));
+    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, settings.maxPollRecords());
     // A dead worker's partitions move after the session timeout: 10 s like the Python and Node SDKs,
     // not kafka-clients' 45 s default, so its uncommitted jobs reach another worker quickly.
     props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);
@@ -65,60 +70,77 @@ final class KafkaClients {
     return new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
   }
 
-  /** Creates the missing topics ("already exists" is success) and waits until metadata shows them. */
-  static void ensureTopics(Settings settings, Collection<String> topics, Duration timeout) {
+  /**
+   * Creates the missing topics ("already exists" is success) and waits until metadata shows them.
+   * Returns false, having created nothing more, as soon as {@code stopping} holds: a SIGTERM while Kafka
+   * is unreachable must not wait for the start-up timeout.
+   */
+  static boolean ensureTopics(Settings settings, Collection<String> topics, Duration timeout,
+      BooleanSupplier stopping) {
     Map<String, Object> props = common(settings, "baton-admin");
     props.putAll(settings.kafkaProperties());
     long deadline = System.nanoTime() + timeout.toNanos();
-    try (Admin admin = Admin.create(props)) {
+    Admin admin = Admin.create(props);
+    try {
       List<NewTopic> wanted = new ArrayList<>();
       for (String topic : topics) {
-        wanted.add(new NewTopic(topic, Optional.of(settings.topicPartitions()), Optional.empty())
-            .configs(Map.of("max.message.bytes", Integer.toString(settings.maxPayloadBytes() + ENVELOPE_ROOM))));
+        wanted.add(newTopic(settings, topic));
       }
-      admin.createTopics(wanted).values().forEach((topic, future) -> awaitCreated(topic,
-          () -> future.get(remaining(deadline), TimeUnit.NANOSECONDS), deadline));
+      for (var created : admin.createTopics(wanted).values().entrySet()) {
+        if (!await(created.getKey(), created::getValue, deadline, stopping)) {
+          return false;
+        }
+      }
       // A subscription made before every broker knows a new topic would miss it until the next metadata
       // refresh; burst mode could then report idle too early.
-      awaitCreated("metadata", () -> admin.describeTopics(topics).allTopicNames().get(remaining(deadline),
-          TimeUnit.NANOSECONDS), deadline);
+      return await("metadata", () -> admin.describeTopics(topics).allTopicNames(), deadline, stopping);
+    } finally {
+      admin.close(Duration.ofSeconds(stopping.getAsBoolean() ? 0 : 5));
     }
   }
 
-  private interface Wait {
-    Object get() throws Exception;
+  private static NewTopic newTopic(Settings settings, String topic) {
+    Map<String, String> configs = new HashMap<>();
+    configs.put("max.message.bytes", Integer.toString(settings.maxPayloadBytes() + ENVELOPE_ROOM));
+    if (settings.topicMinInsyncReplicas() != null) {
+      configs.put("min.insync.replicas", Integer.toString(settings.topicMinInsyncReplicas()));
+    }
+    return new NewTopic(topic, Optional.of(settings.topicPartitions()),
+        Optional.of((short) settings.topicReplicationFactor())).configs(configs);
   }
 
-  private static void awaitCreated(String what, Wait wait, long deadline) {
+  /**
+   * Waits in short steps so a stop request is seen within one step. A topic not known yet (metadata
+   * still propagating) asks {@code request} again.
+   */
+  private static boolean await(String what, Supplier<KafkaFuture<?>> request, long deadline,
+      BooleanSupplier stopping) {
+    KafkaFuture<?> future = request.get();
     while (true) {
+      if (stopping.getAsBoolean()) {
+        return false;
+      }
       try {
-        wait.get();
-        return;
+        future.get(Math.min(STEP_NANOS, remaining(deadline)), TimeUnit.NANOSECONDS);
+        return true;
       } catch (ExecutionException e) {
         if (e.getCause() instanceof TopicExistsException) {
-          return;
+          return true;
         }
-        if (!(e.getCause() instanceof UnknownTopicOrPartitionException) || remaining(deadline) <= 0) {
-          throw new IllegalStateException("cannot create Kafka topics (" + what + "): " + e.getCause(), e);
+        if (e.getCause() instanceof UnknownTopicOrPartitionException && remaining(deadline) > 0) {
+          LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+          future = request.get();
+          continue;
         }
-        pause();
+        throw new IllegalStateException("cannot create Kafka topics (" + what + "): " + e.getCause(), e);
       } catch (TimeoutException e) {
-        throw new IllegalStateException("timed out creating Kafka topics (" + what + ")", e);
+        if (remaining(deadline) <= 0) {
+          throw new IllegalStateException("timed out creating Kafka topics (" + what + ")", e);
+        }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IllegalStateException("interrupted while creating Kafka topics", e);
-      } catch (Exception e) {
-        throw new IllegalStateException("cannot create Kafka topics (" + what + "): " + e, e);
       }
-    }
-  }
-
-  private static void pause() {
-    try {
-      Thread.sleep(50);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while creating Kafka topics", e);
     }
   }
 

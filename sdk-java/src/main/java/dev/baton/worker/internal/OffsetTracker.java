@@ -80,6 +80,20 @@ final class OffsetTracker {
     return state == null ? -1 : state.next;
   }
 
+  /** Offsets still pending, over every partition: bounded by what was polled and is not finished. */
+  int size() {
+    int count = 0;
+    for (PartitionState state : partitions.values()) {
+      count += state.pending.size();
+    }
+    return count;
+  }
+
+  /** Partitions with bookkeeping: those assigned (or revoked and not known to have moved yet). */
+  int partitions() {
+    return partitions.size();
+  }
+
   void forget(Collection<TopicPartition> revoked) {
     revoked.forEach(partitions::remove);
   }

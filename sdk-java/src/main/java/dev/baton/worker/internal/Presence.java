@@ -40,7 +40,7 @@ final class Presence {
   }
 
   void start() {
-    long every = settings.heartbeatInterval().toMillis();
+    long every = settings.presenceInterval().toMillis();
     timer.scheduleAtFixedRate(() -> send("RUNNING"), 0, every, TimeUnit.MILLISECONDS);
   }
 
@@ -56,7 +56,7 @@ final class Presence {
 
   private Future<?> send(String status) {
     byte[] beat = envelopes.presence(status, settings.groupId(), actions, settings.concurrency(),
-        counters.running(), startedAt);
+        counters.running(), counters.stuck(), startedAt);
     try {
       return producer.send(new ProducerRecord<>(settings.workersTopic(),
           identity.id().getBytes(StandardCharsets.UTF_8), beat), (meta, e) -> {

@@ -5,7 +5,7 @@ import java.util.Map;
 
 /**
  * Validated worker configuration. Built only by {@code WorkerBuilder}, the one place that reads the
- * {@code BATON_*} environment.
+ * {@code BATON_*} environment. {@code topicMinInsyncReplicas} is null for the broker's default.
  */
 public record Settings(
     String bootstrapServers,
@@ -14,14 +14,32 @@ public record Settings(
     String topicPrefix,
     int maxPayloadBytes,
     int topicPartitions,
-    Duration heartbeatInterval,
+    Duration presenceInterval,
     Duration drainTimeout,
+    Duration deadlineGrace,
+    int maxAbandoned,
+    int topicReplicationFactor,
+    Integer topicMinInsyncReplicas,
     Map<String, Object> kafkaProperties,
     Map<String, Object> consumerProperties) {
 
   public Settings {
     kafkaProperties = Map.copyOf(kafkaProperties);
     consumerProperties = Map.copyOf(consumerProperties);
+  }
+
+  /** Records one poll may bring: enough to keep every slot fed between polls. */
+  public int maxPollRecords() {
+    return Math.max(100, Math.min(1000, concurrency * 4));
+  }
+
+  /**
+   * Most jobs dispatched whose result Kafka has not acknowledged yet. Slots are given back before the
+   * result is sent, so without this bound a worker whose sends keep failing would go on taking jobs and
+   * holding their results in memory.
+   */
+  public int maxUnacknowledged() {
+    return concurrency + 2 * maxPollRecords();
   }
 
   public String jobTopic(String action) {

@@ -8,6 +8,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.SynchronousQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -15,17 +17,21 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The running parts of one worker: producer, consumer thread, handler pool, presence. */
+/** The running parts of one worker: producer, consumer thread, handler pool, deadline watch, presence. */
 public final class WorkerRuntime {
   private static final Logger LOG = LoggerFactory.getLogger(WorkerRuntime.class);
+  private static final Duration STARTUP_TIMEOUT = Duration.ofSeconds(30);
 
   private final Settings settings;
   private final WorkerIdentity identity;
   private final Map<String, ContextJobHandler> handlers;
   private final Counters counters = new Counters();
+  private volatile boolean stopping;
+  private volatile ConsumerLoop loop;
   private KafkaProducer<byte[], byte[]> producer;
+  private ResultSender sender;
   private ExecutorService pool;
-  private ConsumerLoop loop;
+  private ScheduledThreadPoolExecutor deadlines;
   private Presence presence;
   private boolean stopped;
 
@@ -35,40 +41,62 @@ public final class WorkerRuntime {
     this.handlers = Map.copyOf(handlers);
   }
 
-  /** Creates missing topics, then starts consuming; throws if Kafka cannot be reached. */
-  public synchronized void start(boolean untilIdle) {
+  /**
+   * Creates missing topics, then starts consuming; throws if Kafka cannot be reached in time. A
+   * {@link #stop()} meanwhile (SIGTERM) ends the wait at once, and nothing is started.
+   */
+  public void start(boolean untilIdle) {
     List<String> actions = handlers.keySet().stream().sorted().toList();
     List<String> jobTopics = actions.stream().map(settings::jobTopic).toList();
     List<String> all = new ArrayList<>(jobTopics);
     all.addAll(List.of(settings.resultsTopic(), settings.deadLetterTopic(), settings.workersTopic()));
-    KafkaClients.ensureTopics(settings, all, Duration.ofSeconds(30));
-
-    producer = KafkaClients.producer(settings, identity.id());
-    pool = handlerPool(settings.concurrency());
-    LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
-    Envelopes envelopes = new Envelopes(identity, settings.maxPayloadBytes());
-    JobRunner runner = new JobRunner(settings, envelopes, producer, handlers, counters, events::add);
-    loop = new ConsumerLoop(KafkaClients.consumer(settings, identity.id()), jobTopics, settings, pool,
-        runner, counters, events, untilIdle);
-    presence = new Presence(settings, identity, envelopes, producer, actions, counters);
-    presence.start();
-    Thread consumerThread = new Thread(loop, "baton-consumer-" + identity.id());
-    consumerThread.start();
+    if (!KafkaClients.ensureTopics(settings, all, STARTUP_TIMEOUT, () -> stopping)) {
+      LOG.info("worker {} stopped while starting", identity.id());
+      return;
+    }
+    synchronized (this) {
+      if (stopping) {
+        return;
+      }
+      launch(actions, jobTopics, untilIdle);
+    }
     LOG.info("worker {} started: actions {}, group {}, concurrency {}", identity.id(), actions,
         settings.groupId(), settings.concurrency());
   }
 
-  /** True once the consumer thread ended (burst mode reached idle, or a stop finished draining). */
+  private void launch(List<String> actions, List<String> jobTopics, boolean untilIdle) {
+    producer = KafkaClients.producer(settings, identity.id());
+    LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
+    sender = new ResultSender(producer, events::add);
+    pool = handlerPool(settings.concurrency());
+    deadlines = deadlineWatch();
+    Envelopes envelopes = new Envelopes(identity, settings.maxPayloadBytes());
+    JobRunner runner = new JobRunner(settings, envelopes, producer, sender, deadlines, handlers, counters,
+        events::add);
+    ConsumerLoop consumerLoop = new ConsumerLoop(KafkaClients.consumer(settings, identity.id()), jobTopics,
+        settings, pool, runner, counters, events, untilIdle);
+    presence = new Presence(settings, identity, envelopes, producer, actions, counters);
+    presence.start();
+    loop = consumerLoop;
+    new Thread(consumerLoop, "baton-consumer-" + identity.id()).start();
+  }
+
+  /** True once the consumer thread ended (burst mode reached idle, a stop finished draining), or never ran. */
   public boolean awaitFinished(Duration timeout) throws InterruptedException {
-    return loop.awaitFinished(timeout);
+    ConsumerLoop current = loop;
+    return current == null || current.awaitFinished(timeout);
   }
 
   /** Graceful: stop fetching, drain running handlers (up to the drain timeout), commit, say STOPPED. */
-  public synchronized void stop() {
-    if (stopped || loop == null) {
-      return;
+  public void stop() {
+    stopping = true;
+    synchronized (this) {
+      if (stopped || loop == null) {
+        stopped = true;
+        return;
+      }
+      stopped = true;
     }
-    stopped = true;
     loop.requestStop();
     try {
       if (!loop.awaitFinished(settings.drainTimeout().plusSeconds(20))) {
@@ -78,6 +106,8 @@ public final class WorkerRuntime {
       Thread.currentThread().interrupt();
     }
     presence.stop();
+    sender.close(); // results still unsent stay uncommitted: redelivered after the restart
+    deadlines.shutdownNow();
     pool.shutdownNow(); // handlers past the drain timeout: their jobs stay uncommitted
     producer.close(Duration.ofSeconds(10));
     LOG.info("worker {} stopped: {}", identity.id(), counters.report());
@@ -91,14 +121,34 @@ public final class WorkerRuntime {
     return counters.running();
   }
 
+  /** Per-job entries held now: offsets tracked and deadline watches; for tests of bounded memory. */
+  public int bookkeeping() {
+    ConsumerLoop current = loop;
+    ScheduledThreadPoolExecutor watches = deadlines;
+    return (current == null ? 0 : current.tracked()) + (watches == null ? 0 : watches.getQueue().size());
+  }
+
+  /**
+   * At most {@code concurrency} handlers hold a slot, but a thread may outlive its slot: a handler that
+   * ignores the interrupt at its deadline keeps its thread while its slot goes to the next job, so the
+   * pool grows instead of queueing (bounded by concurrency + max abandoned).
+   */
   private static ExecutorService handlerPool(int concurrency) {
     AtomicInteger seq = new AtomicInteger();
     // Daemon threads: a handler stuck past the drain timeout must not keep the JVM alive.
-    return new ThreadPoolExecutor(concurrency, concurrency, 60, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
-        r -> {
-          Thread thread = new Thread(r, "baton-handler-" + seq.incrementAndGet());
-          thread.setDaemon(true);
-          return thread;
-        });
+    return new ThreadPoolExecutor(concurrency, Integer.MAX_VALUE, 60, TimeUnit.SECONDS, new SynchronousQueue<>(),
+        r -> daemon(r, "baton-handler-" + seq.incrementAndGet()));
+  }
+
+  private static ScheduledThreadPoolExecutor deadlineWatch() {
+    ScheduledThreadPoolExecutor watch = new ScheduledThreadPoolExecutor(1, r -> daemon(r, "baton-deadlines"));
+    watch.setRemoveOnCancelPolicy(true); // a job that finishes in time leaves nothing behind
+    return watch;
+  }
+
+  private static Thread daemon(Runnable r, String name) {
+    Thread thread = new Thread(r, name);
+    thread.setDaemon(true);
+    return thread;
   }
 }

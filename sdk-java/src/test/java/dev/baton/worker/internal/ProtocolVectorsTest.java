@@ -106,7 +106,7 @@ class ProtocolVectorsTest {
     Envelopes envelopes = new Envelopes(IDENTITY, 1024);
     for (String status : List.of("RUNNING", "STOPPED")) {
       JsonNode beat = Json.MAPPER.readTree(
-          envelopes.presence(status, "workflow-workers", List.of("step1"), 8, 2, Instant.now()));
+          envelopes.presence(status, "workflow-workers", List.of("step1"), 8, 2, 1, Instant.now()));
       assertThat(MiniSchema.errors(schema, beat)).as(beat.toString()).isEmpty();
     }
   }
