@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from baton_orchestrator.bus.codec import Undecodable, decode_result, decode_worker_heartbeat, encode_job
+from baton_orchestrator.bus.codec import InvalidResult, Undecodable, decode_result, decode_worker_heartbeat, encode_job
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "protocol"
 VECTORS = json.loads((PROTOCOL / "vectors" / "vectors.json").read_text())
@@ -86,3 +86,49 @@ def test_job_producer_partitioner_places_keys_like_java_murmur2_and_memoises():
         parts = list(range(n))
         for key in [str(uuid.uuid4()).encode() for _ in range(200)]:
             assert mine(key, parts, parts) == reference(key, parts, parts) == mine(key, parts, parts)
+
+
+_RUN = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+
+
+def _raw(output: bytes = b"1", **fields: object) -> bytes:
+    head = {"v": 1, "job_id": "j1", "run_id": _RUN, "step": "s", "attempt": 1, "status": "COMPLETED", **fields}
+    return json.dumps(head).encode()[:-1] + b', "output": ' + output + b"}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (_raw(b'"a\\u0000b"'), "NUL"),
+        (_raw(b'"bad \\udcff"'), "not valid JSON for Baton"),
+        (_raw(b"[" * 200 + b"]" * 200), "nested deeper"),
+        (_raw(b"1180591620717411303424"), "64-bit"),
+        (_raw(finished_at="yesterday"), "finished_at"),
+        (_raw(started_at="2030-01-01T00:00:00"), "time zone"),
+        (_raw(attempt=2**31), "attempt"),
+    ],
+)
+def test_a_result_that_names_its_attempt_but_cannot_be_stored_is_invalid_when_decoded(raw, fragment):
+    with pytest.raises(InvalidResult, match=fragment) as refused:
+        decode_result(raw)
+    assert (refused.value.job_id, refused.value.run_id, refused.value.step) == ("j1", _RUN, "s")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _raw(run_id=f"urn:uuid:{_RUN}"),
+        _raw(run_id=_RUN.replace("-", "")),
+        _raw(job_id="j\u00001"),
+        _raw(step="x" * 201),
+        _raw(step=""),
+    ],
+)
+def test_a_result_whose_ids_postgresql_would_refuse_is_undecodable(raw):
+    with pytest.raises(Undecodable) as refused:
+        decode_result(raw)
+    assert not isinstance(refused.value, InvalidResult)
+
+
+def test_an_uppercase_run_id_is_accepted_and_normalised():
+    assert decode_result(_raw(run_id=_RUN.upper())).run_id == _RUN

@@ -124,3 +124,38 @@ def test_a_20000_step_definition_is_refused_fast_and_health_stays_responsive(sce
     assert resp.status_code == 422 and "1000" in resp.text, resp.text[:300]
     assert took < 2 and max(health) < 1, (took, max(health))
     s.report({"runs": 0}, define_s=round(took, 2), slowest_health_s=round(max(health), 3))
+
+
+def test_a_templated_job_over_the_limit_fails_fast_and_its_batch_mates_run_once(scenario: Scenario) -> None:
+    s = scenario
+    s.start_orchestrator(BATON_MAX_PAYLOAD_BYTES="20000")
+    s.define(
+        {
+            "id": "grow",
+            "steps": [
+                {"name": "a", "action": "g.step"},
+                {
+                    "name": "b",
+                    "action": "g.step",
+                    "depends_on": ["a"],
+                    "input": ["$.steps.a.output", "$.steps.a.output"],
+                },
+                {"name": "c", "action": "g.step", "depends_on": ["a"]},
+            ],
+        }
+    )
+    s.define(PLAIN)
+    s.start_worker("python", "worker", ["g.step", "iso.ok"])
+    big = [s.trigger("grow", "z" * 15_000) for _ in range(5)]
+    plain = s.trigger_many("plain", range(10))
+    t0 = time.monotonic()
+    s.wait_terminal(big, 60)
+    failed_in = time.monotonic() - t0
+    s.wait_terminal(plain, 60)
+    counts = s.check(plain, ["one", "two"])
+    assert s.statuses(big) == {"FAILED": 5}
+    reasons = s.sql("SELECT step, reason, error->>'type' FROM dead_letters WHERE run_id = ANY(%s::uuid[])", (big,))
+    assert sorted(reasons) == [("b", "payload_too_large", "PayloadTooLarge")] * 5, reasons
+    ran = Counter((r["run_id"], r["step"]) for r in s.ledger.rows() if r["phase"] == "done" and r["run_id"] in big)
+    assert sorted(ran.values()) == [1] * 10 and {step for _, step in ran} == {"a", "c"}, ran
+    s.report(counts, oversize_runs=len(big), failed_within_s=round(failed_in, 1))
