@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,8 +350,12 @@ def test_orchestrator_runs_the_baton_console_script(compose: dict[str, Any]) -> 
     module, _, func = scripts[argv[0]].partition(":")
     cli = __import__(module, fromlist=[func])
     assert callable(getattr(cli, func))
-    args = cli.build_parser().parse_args(argv[1:])  # argparse exits (fails the test) on a bad command
-    assert (args.command, args.host, args.port) == ("server", "0.0.0.0", 8080)
+    # The typer app parses the compose command as the container would run it (a bad option fails here).
+    command = typer.main.get_command(cli.app)
+    assert argv[1] == "server", argv
+    server = command.get_command(command.make_context("baton", ["server"]), "server")  # type: ignore[attr-defined]
+    params = server.make_context("server", list(argv[2:])).params
+    assert (params["host"], params["port"]) == ("0.0.0.0", 8080)
     assert final.cmd == argv[1:], "the image's default CMD and the compose command agree"
     health = _svc(compose, "orchestrator")["healthcheck"]["test"]
     script = next(a for a in health if a.endswith(".py"))

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import conditions
 from .bus.values import check_value
 from .engine.transitions import template_refs
 
@@ -97,6 +98,8 @@ class StepSpec(BaseModel):
     def _timeout(cls, v: Any) -> float | None:
         return _timeout_seconds(v)
 
+    when: str | None = Field(None, max_length=conditions.MAX_LENGTH, description="run only if this holds")
+
     @field_validator("input")
     @classmethod
     def _storable(cls, v: Any) -> Any:
@@ -158,6 +161,7 @@ def normalise(spec: WorkflowSpec, default_timeout: float) -> dict[str, Any]:
                 "retry": policy.model_dump(),
                 "timeout": step.timeout or spec.timeout or default_timeout,
                 "input": step.input,
+                **({"when": step.when} if step.when is not None else {}),
             }
         )
     _check_graph(out)
@@ -201,9 +205,21 @@ def _check_graph(steps: list[dict[str, Any]]) -> None:
     _check_templates(steps)
 
 
+def _references(step: dict[str, Any]) -> set[str]:
+    refs = template_refs(step["input"])
+    if step.get("when") is not None:
+        try:
+            refs |= conditions.parse(step["when"]).refs
+        except conditions.ConditionError as exc:
+            raise DefinitionError(f"step {step['name']!r}: invalid when: {exc}", {"step": step["name"]}) from None
+    return refs
+
+
 def _check_templates(steps: list[dict[str, Any]]) -> None:
-    """A template may read only the outputs of its step's ancestors: anything else would be null at run time."""
-    if not any(s["input"] is not None for s in steps):
+    """Templates and conditions may read only the outputs of their step's ancestors: anything else would be
+    null at run time."""
+    refs = {s["name"]: _references(s) for s in steps}
+    if not any(refs.values()):
         return
     # Ancestor sets as bit masks, built parents first: linear in the edges, whatever the graph's shape.
     bit = {s["name"]: 1 << i for i, s in enumerate(steps)}
@@ -215,14 +231,15 @@ def _check_templates(steps: list[dict[str, Any]]) -> None:
             mask |= ancestors[dep] | bit[dep]
         ancestors[name] = mask
     for s in steps:
-        for ref in template_refs(s["input"]):
+        for ref in sorted(refs[s["name"]]):
             if ref not in bit:
                 raise DefinitionError(
-                    f"step {s['name']!r}'s input reads unknown step {ref!r}", {"step": s["name"], "unknown": ref}
+                    f"step {s['name']!r} reads unknown step {ref!r} (input template or when)",
+                    {"step": s["name"], "unknown": ref},
                 )
             if not ancestors[s["name"]] & bit[ref]:
                 raise DefinitionError(
-                    f"step {s['name']!r}'s input reads step {ref!r}, which is not one of its ancestors "
+                    f"step {s['name']!r} reads step {ref!r}, which is not one of its ancestors "
                     "(add it to depends_on, directly or through a parent)",
                     {"step": s["name"], "not_an_ancestor": ref},
                 )

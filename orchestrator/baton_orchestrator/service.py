@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
+from .engine.apply import run_output
 from .engine.dispatch import add_events, queue_jobs
 from .engine.pg import Conn
-from .engine.transitions import step_input
+from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
 from .feed import TERMINAL_EVENTS, TooManyWaiters
 from .store import queries
@@ -116,23 +117,31 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
     wf = await core.definitions.get(conn, workflow_id, version)
     writes = Writes(delete_outbox=core.publisher.take_published())
     now = now_utc()
-    for step in wf["steps"]:
-        if not step["depends_on"]:
-            writes.queue(
-                core.settings,
-                JobSpec(
-                    run_id,
-                    workflow_id,
-                    version,
-                    step["name"],
-                    step["action"],
-                    1,
-                    step["retry"]["max_retries"] + 1,
-                    step_input(step, run_input, {}),
-                    step["timeout"],
-                ),
-                now,
-            )
+    status = {s["name"]: "PENDING" for s in wf["steps"]}
+    ready, skipped = plan(wf["steps"], status, wf["_conditions"], run_input, {})
+    for name in ready:
+        step = wf["_by_name"][name]
+        writes.queue(
+            core.settings,
+            JobSpec(
+                run_id,
+                workflow_id,
+                version,
+                name,
+                step["action"],
+                1,
+                step["retry"]["max_retries"] + 1,
+                step_input(step, run_input, {}),
+                step["timeout"],
+            ),
+            now,
+        )
+    for name in skipped:
+        writes.event(run_id, name, "step_skipped")
+    done = run_outcome(status) == "COMPLETED"  # every step skipped: nothing to run
+    run.update(
+        status="COMPLETED" if done else "RUNNING", output=orjson.dumps(run_output(wf, {})).decode() if done else None
+    )
     if writes.oversize:
         # Nothing is created: the caller learns at once, instead of finding a dead-lettered run later.
         big = writes.oversize[0]
@@ -144,8 +153,11 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
             {"step": big["name"], "size_bytes": big["size"], "limit_bytes": core.settings.max_payload_bytes},
         )
     writes.event(run_id, None, "run_started", {"workflow_version": version})
+    if done:
+        writes.event(run_id, None, "run_completed")
+    rows = [{**r, "status": "SKIPPED"} if r["name"] in skipped else r for r in _step_rows(wf)]
     try:
-        return await insert_run(conn, run, _step_rows(wf), writes)
+        return await insert_run(conn, run, rows, writes)
     except BaseException:
         core.publisher.give_back(writes.delete_outbox)
         raise

@@ -89,8 +89,8 @@ def test_ready_steps_wait_for_every_parent():
         {"name": "d", "depends_on": ["b", "c"]},
     ]
     status = {"a": "COMPLETED", "b": "COMPLETED", "c": "RUNNING", "d": "PENDING"}
-    assert tr.ready_steps(steps, status) == []
-    assert tr.ready_steps(steps, {**status, "c": "COMPLETED"}) == ["d"]
+    assert tr.plan(steps, status, {}, None, {}) == ([], [])
+    assert tr.plan(steps, {**status, "c": "COMPLETED"}, {}, None, {}) == (["d"], [])
 
 
 def test_blocked_run_is_detected_when_a_parent_is_dead_lettered():

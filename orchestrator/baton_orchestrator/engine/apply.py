@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .. import conditions
 from ..bus.codec import dlt_headers, encode_job
 from ..settings import Settings
 from . import transitions as tr
@@ -85,6 +86,13 @@ class Definitions:
         return self._cache[key]
 
 
+def run_output(wf: dict[str, Any], outputs: dict[str, Any]) -> Any:
+    """A run's output is its sink steps' output: one sink -> that output, several -> {name: output}
+    (a skipped sink's is null)."""
+    sinks = [name for name, children in wf["_children"].items() if not children]
+    return outputs.get(sinks[0]) if len(sinks) == 1 else {n: outputs.get(n) for n in sinks}
+
+
 def index(definition: dict[str, Any]) -> dict[str, Any]:
     steps = definition["steps"]
     definition["_by_name"] = {s["name"]: s for s in steps}
@@ -93,6 +101,7 @@ def index(definition: dict[str, Any]) -> dict[str, Any]:
         for parent in s["depends_on"]:
             children[parent].append(s["name"])
     definition["_children"] = children
+    definition["_conditions"] = {s["name"]: conditions.parse(s["when"]) for s in steps if s.get("when")}
     return definition
 
 
@@ -254,10 +263,12 @@ class Applier:
             status = {r[3]: ("COMPLETED" if (run_id, r[3]) in in_batch else r[4]) for r in srows}
             outputs = {r[3]: in_batch.get((run_id, r[3]), r[5]) for r in srows if status[r[3]] == "COMPLETED"}
             attempts = {r[3]: r[6] for r in srows}
+            ready, skipped = tr.plan(wf["steps"], status, wf["_conditions"], run_input, outputs)
+            for name in skipped:
+                writes.skip(run_id, name)
             if tr.run_outcome(status) == "COMPLETED":
                 self._complete_run(writes, run_id, wf, outputs, result)
                 continue
-            ready = tr.ready_steps(wf["steps"], status)
             if not ready and tr.is_blocked(status):
                 await self._fail_blocked(conn, writes, run_id, result)
             for name in ready:
@@ -282,9 +293,7 @@ class Applier:
     def _complete_run(
         writes: Writes, run_id: str, wf: dict[str, Any], outputs: dict[str, Any], result: Applied
     ) -> None:
-        # A run's output is its sink steps' output: one sink -> that output, several -> {name: output}.
-        sinks = [name for name, children in wf["_children"].items() if not children]
-        output = outputs[sinks[0]] if len(sinks) == 1 else {n: outputs[n] for n in sinks}
+        output = run_output(wf, outputs)
         writes.runs_done.append({"run_id": run_id, "output": output})
         writes.event(run_id, None, "run_completed")
         result.runs_finished[run_id] = "COMPLETED"
@@ -396,7 +405,10 @@ def _simple(definition: dict[str, Any], name: str) -> bool:
     """True when every child of `name` has it as its only parent and takes its output as is."""
     children = definition["_children"][name]
     by_name = definition["_by_name"]
-    return bool(children) and all(by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None for c in children)
+    return bool(children) and all(
+        by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None and not by_name[c].get("when")
+        for c in children
+    )
 
 
 @dataclass(slots=True)

@@ -53,27 +53,55 @@ def retry_delay(policy: dict[str, Any], attempt: int, rng: random.Random | None 
     return max(delay, 0.0)
 
 
-def ready_steps(steps: list[dict[str, Any]], status: dict[str, str]) -> list[str]:
-    """PENDING steps whose parents have all COMPLETED, in definition order."""
-    return [
-        s["name"]
-        for s in steps
-        if status.get(s["name"]) == "PENDING" and all(status.get(d) == "COMPLETED" for d in s["depends_on"])
-    ]
+DONE_STEP = ("COMPLETED", "SKIPPED")
 
 
 def run_outcome(status: dict[str, str]) -> str | None:
-    """COMPLETED when every step completed; None while anything is still to do."""
-    if all(v == "COMPLETED" for v in status.values()):
+    """COMPLETED when every step completed or was skipped; None while anything is still to do."""
+    if all(v in DONE_STEP for v in status.values()):
         return "COMPLETED"
     return None
 
 
 def is_blocked(status: dict[str, str]) -> bool:
     """True when no step can make progress (none open, retrying or pending-ready) but the run is not done."""
-    if all(v == "COMPLETED" for v in status.values()):
+    if all(v in DONE_STEP for v in status.values()):
         return False
     return not any(v in ("QUEUED", "RUNNING", "FAILED") for v in status.values())
+
+
+def plan(
+    steps: list[dict[str, Any]],
+    status: dict[str, str],
+    conditions: dict[str, Any],
+    run_input: Any,
+    outputs: dict[str, Any],
+) -> tuple[list[str], list[str]]:
+    """(steps to queue, steps to skip), updating `status` with the skips.
+
+    A PENDING step is decided once its parents are all COMPLETED or SKIPPED: it is SKIPPED when every
+    parent was skipped (a skipped branch stays skipped) or when its `when` condition is false, and it runs
+    otherwise; a fan-in with some parents skipped runs with null for their outputs. Skips can unlock
+    further skips, so this repeats until nothing changes (definition order is a topological order).
+    """
+    ready: list[str] = []
+    skipped: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for s in steps:
+            name, deps = s["name"], s["depends_on"]
+            if status.get(name) != "PENDING" or not all(status.get(d) in DONE_STEP for d in deps):
+                continue
+            all_skipped = bool(deps) and all(status.get(d) == "SKIPPED" for d in deps)
+            cond = conditions.get(name)
+            if all_skipped or (cond is not None and not cond.evaluate(run_input, outputs)):
+                status[name] = "SKIPPED"
+                skipped.append(name)
+                changed = True
+            elif name not in ready:
+                ready.append(name)
+    return ready, skipped
 
 
 def step_input(step: dict[str, Any], run_input: Any, outputs: dict[str, Any]) -> Any:

@@ -65,6 +65,7 @@ class Writes:
     delete_outbox: list[int] = field(default_factory=list)
     # Jobs over the payload limit: never queued, their steps are dead-lettered in the same transaction.
     oversize: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # steps a `when:` or a skipped branch skips
 
     def event(self, run_id: str, step: str | None, kind: str, data: Any = None) -> None:
         self.events.append({"run_id": run_id, "step": step, "type": kind, "data": data})
@@ -131,6 +132,10 @@ class Writes:
         )
         return True
 
+    def skip(self, run_id: str, step: str) -> None:
+        self.skipped.append({"run_id": run_id, "name": step})
+        self.event(run_id, step, "step_skipped")
+
     def add_outbox(self, ref: str, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         self.outbox[ref] = (topic, key, value, headers)
 
@@ -143,6 +148,7 @@ class Writes:
             or self.outbox
             or self.delete_outbox
             or self.oversize
+            or self.skipped
         )
 
 
@@ -199,6 +205,13 @@ WITH fin AS (
     ) d
     WHERE r.ctid = d.tid AND r.status = 'RUNNING'
     RETURNING r.id
+), sk AS (
+    UPDATE steps s SET status = 'SKIPPED', updated_at = now()
+    FROM (SELECT k.*, t.tid
+          FROM json_to_recordset(%(skipped)s::json) AS k(run_id uuid, name text)
+          CROSS JOIN LATERAL (SELECT ctid AS tid FROM steps WHERE run_id = k.run_id AND name = k.name LIMIT 1) t
+    ) k
+    WHERE s.ctid = k.tid AND s.status = 'PENDING'
 ), del AS (
     DELETE FROM outbox WHERE id = ANY(%(delete)s::bigint[])
 )
@@ -252,6 +265,7 @@ async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outb
         "outbox": _dumps(_outbox_rows(writes)),
         "events": _dumps(writes.events),
         "done": _dumps(writes.runs_done),
+        "skipped": _dumps(writes.skipped),
         "delete": writes.delete_outbox,
     }
     pg = await raw(conn)
@@ -277,8 +291,11 @@ WITH cur AS (
 ), r AS (
     -- Only when %(v)s is still the latest version (the caller's hint may be stale: it retries).
     -- ON CONFLICT waits for a concurrent insert of the same key to commit: exactly one run per key.
-    INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, request_hash)
-    SELECT %(id)s, %(wf)s, %(v)s, 'RUNNING', %(input)s::jsonb, %(key)s, %(hash)s FROM cur WHERE cur.v = %(v)s
+    INSERT INTO runs (id, workflow_id, workflow_version, status, input, output, idempotency_key, request_hash,
+                      finished_at)
+    SELECT %(id)s, %(wf)s, %(v)s, %(status)s, %(input)s::jsonb, %(output)s::jsonb, %(key)s, %(hash)s,
+           CASE WHEN %(status)s = 'COMPLETED' THEN now() END
+    FROM cur WHERE cur.v = %(v)s
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at
 ), s AS (
