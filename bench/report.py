@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from closed import markdown as closed_markdown
+from reads import markdown as reads_markdown
 
 GROUPS = ("orchestrator", "postgres", "kafka", "redis", "workers", "loadgen")
 
@@ -116,7 +117,13 @@ def markdown(r: dict[str, Any]) -> str:
                 "duplicated",
                 "stuck",
                 "w1_steps_per_s_dispatch_p99_le_50ms",
+                "w1_closed_wait_p50_ms",
+                "w1_closed_poll_p50_ms",
+                "wake_p50_ms",
+                "wake_p99_ms",
+                "get_run_orchestrator_cpu_us",
             )
+            if k in r
         ),
         "",
         f"Correctness: {c.get('runs_accepted', 0)} runs accepted; lost {c.get('lost')}, duplicated "
@@ -150,6 +157,7 @@ def markdown(r: dict[str, Any]) -> str:
     if r.get("notes"):
         out += ["", "Notes:"] + [f"- {n}" for n in r["notes"]]
     out += closed_markdown(r.get("closed_loop") or [])
+    out += reads_markdown(r.get("reads"))
     return "\n".join(out)
 
 

@@ -19,6 +19,7 @@ from closed import closed_sweep
 from collect import Db, Window, py_spy, sample_window
 from loadgen import HttpPool, open_loop
 from procs import cpu_delta, peak_rss_mb
+from reads import read_cost
 from report import point_line
 from stack import RESULTS, Stack, shared_groups
 from t0 import t0_sweep
@@ -33,6 +34,7 @@ class Bench:
         self.records = WorkerRecords()
         self.points: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []  # closed-loop points (closed.py)
+        self.reads: dict[str, Any] | None = None  # the cost of one run read (reads.py)
         self.accepted: dict[str, str] = {}  # run_id -> workload, every accepted trigger
         self.wl = workloads(self.stack.ts_id.replace("_", ""))
         self.pool: HttpPool | None = None
@@ -192,6 +194,7 @@ class Bench:
                     await self.sweep(name)
             if "C1" in todo:
                 await self.closed_loop()
+                self.reads = await read_cost(self, client)
             if self.args.profile:
                 await self.profile_point()
             self.log("final drain and correctness check")
@@ -211,6 +214,9 @@ class Bench:
     def output(self) -> Path:
         result: dict[str, Any] = {
             **results.headline(self.points, self.correct, self.closed),
+            **(
+                {"get_run_orchestrator_cpu_us": self.reads["cpu_us_per_read"].get("orchestrator")} if self.reads else {}
+            ),
             "timestamp": self.stack.ts,
             **results.git_state(),
             "machine": results.machine(),
@@ -219,6 +225,7 @@ class Bench:
             "peak_rss_mb": peak_rss_mb(self.groups, self.peak_pss),
             "points": self.points,
             "closed_loop": self.closed,
+            "reads": self.reads,
             "profile": self.profile,
             "notes": self.notes,
             "duration_s": round(time.time() - self.started, 1),

@@ -406,7 +406,7 @@ TERMINAL_RUN = ("COMPLETED", "FAILED", "CANCELLED")
 _WAKES = TERMINAL_EVENTS | {"run_reopened"}
 
 
-async def wait_for_run(core: Core, run_id: str, wait: float, changed_from: str | None = None) -> dict[str, Any]:
+async def wait_for_run(core: Core, run_id: str, wait: float, changed_from: str | None = None) -> queries.RunDetail:
     """The run once it is terminal (or, with `changed_from`, once its version differs from that one), or
     as it stands after `wait` seconds. Woken by the commits that change it (the run feed), not by
     polling: one read now, one per relevant change."""
@@ -420,10 +420,10 @@ async def wait_for_run(core: Core, run_id: str, wait: float, changed_from: str |
     try:
         with core.feed.subscribe(run_id) as changes:  # before the first read: no change can slip between
             while True:
-                run = await queries.get_run(core.db, run_id)
+                run = await queries.run_detail(core.pool, run_id)
                 left = deadline - time.monotonic()
-                moved = changed_from is not None and run["version"] != changed_from
-                if moved or run["status"] in TERMINAL_RUN or left <= 0:
+                moved = changed_from is not None and run.version != changed_from
+                if moved or run.status in TERMINAL_RUN or left <= 0:
                     return run
                 while left > 0:
                     change = await changes.next(left)

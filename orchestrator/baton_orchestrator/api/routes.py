@@ -77,7 +77,8 @@ async def trigger(
     if wait is not None:
         # Trigger-and-wait: the finished run (201/200), or 202 with the run as it stands when the wait ends.
         run = await service.wait_for_run(core, payload["run_id"], wait)
-        return JSONResponse(run, status if run["status"] in service.TERMINAL_RUN else 202)
+        done = run.status in service.TERMINAL_RUN
+        return Response(run.body, status if done else 202, media_type="application/json")
     # The body is built from plain JSON types: encoded once, without FastAPI's generic serialisation pass.
     return Response(orjson.dumps(payload), status, media_type="application/json")
 
@@ -103,7 +104,7 @@ async def list_runs(
     return await queries.list_runs(core.db, workflow_id, status, limit, cursor)
 
 
-@router.get("/workflow/run/{run_id}", tags=["runs"], summary="A run with every step and attempt")
+@router.get("/workflow/run/{run_id}", tags=["runs"], summary="A run with every step and attempt", response_model=None)
 async def get_run(
     core: CoreDep,
     run_id: str,
@@ -112,10 +113,13 @@ async def get_run(
         str | None,
         Query(max_length=64, description="With wait: answer once the run's `version` differs from this one"),
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
+    # The body is built by PostgreSQL in one statement and sent as it is (store/queries.py).
     if wait is not None:
-        return await service.wait_for_run(core, run_id, wait, changed_from)
-    return await queries.get_run(core.db, run_id)
+        run = await service.wait_for_run(core, run_id, wait, changed_from)
+    else:
+        run = await queries.run_detail(core.pool, run_id)
+    return Response(run.body, media_type="application/json")
 
 
 @router.post("/workflow/run/{run_id}/cancel", tags=["runs"], summary="Cancel a running run")
