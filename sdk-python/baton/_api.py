@@ -98,6 +98,13 @@ def api_error(status: int, reason: str, content: bytes) -> ApiError:
     return _BY_STATUS.get(status, ApiError)(message, status=status, error_code=code, details=envelope.get("details"))
 
 
+def expect(reply: Reply, key: str) -> Json:
+    """The reply's body, which must be an object with ``key``: anything else did not come from the Baton API."""
+    if not isinstance(reply.body, dict) or key not in reply.body:
+        raise ApiError(f"the answer has no {key!r} field: is the URL a Baton API?", status=reply.status)
+    return reply.body
+
+
 def segment(name: str, value: str | int) -> str:
     """One path segment: escaped, so an id can never reach another route."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -140,7 +147,7 @@ def wait_for_run(run_id: str, timeout: float) -> Call[Json]:
     while True:
         # Rounded: a leftover like 1e-05 is sent as a plain decimal.
         wait = round(max(0.0, min(LONG_POLL_MAX, deadline - time.monotonic())), 3)
-        run: Json = (yield Request("GET", path, {"wait": wait}, wait=wait)).body
+        run = expect((yield Request("GET", path, {"wait": wait}, wait=wait)), "status")
         if run["status"] in TERMINAL:
             return run
         if time.monotonic() >= deadline:
@@ -158,7 +165,7 @@ def pages(path: str, limit: int, filters: dict[str, str | None]) -> Call[list[Js
         query = {**params, "limit": min(PAGE_SIZE, limit - len(items))}
         if cursor:
             query["cursor"] = cursor
-        page: Json = (yield Request("GET", path, query)).body
+        page = expect((yield Request("GET", path, query)), "items")
         items += page["items"]
         cursor = page.get("next_cursor")
         if not cursor:
