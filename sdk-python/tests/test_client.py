@@ -171,6 +171,8 @@ def test_trigger_with_a_key_returns_the_same_run_when_replayed_and_409_when_the_
     assert (run["status"], run["output"]) == ("COMPLETED", {"echo": "a"})
     assert run["steps"][0]["attempts"][0]["status"] == "COMPLETED"
     assert client.get_run(first["run_id"])["version"] == run["version"]
+    replayed = client.trigger(wf, "a", idempotency_key="k-1", wait=30)  # 200 with the finished run
+    assert (replayed["run_id"], replayed["status"]) == (first["run_id"], "COMPLETED")
 
 
 def test_trigger_with_wait_answers_with_the_finished_run_when_a_worker_runs_it(client: Client) -> None:
