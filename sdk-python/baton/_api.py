@@ -110,6 +110,8 @@ def segment(name: str, value: str | int) -> str:
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(text, str) or not text:
         raise ValueError(f"{name} must be a non-empty string")
+    if not text.strip("."):
+        return "%2E" * len(text)  # a literal "." or ".." would be resolved away by URL normalisation
     return quote(text, safe="")
 
 

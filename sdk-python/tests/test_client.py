@@ -274,6 +274,8 @@ def test_typed_errors_when_ids_are_unknown_or_requests_invalid(client: Client) -
     with pytest.raises(NotFound):
         client.trigger("clt-no-such-workflow")
     with pytest.raises(NotFound):
+        client.get_run("..")  # not GET /workflow (dot segments are resolved by URL normalisation)
+    with pytest.raises(NotFound):
         client.redrive(10**9, {"fixed": True})
     with pytest.raises(ValidationFailed) as invalid:
         client.define({"id": "clt-bad", "steps": [{"name": "a", "action": "x", "depends_on": ["a"]}]})

@@ -171,10 +171,16 @@ def test_requests_carry_the_token_json_bodies_and_the_wait_when_sent(stub: Stub)
     assert (discard.method, discard.path) == ("DELETE", "/dlq/9")
 
 
-def test_ids_are_one_escaped_path_segment_when_they_hold_slashes(stub: Stub) -> None:
+def test_ids_are_one_escaped_path_segment_when_they_hold_slashes_or_dots(stub: Stub) -> None:
     with Client(stub.url) as client:
         client.get_run("../dlq/1")
-    assert stub.seen[0].path == "/workflow/run/..%2Fdlq%2F1"
+        client.get_run("..")
+        client.cancel(".")
+    assert [s.path for s in stub.seen] == [
+        "/workflow/run/..%2Fdlq%2F1",
+        "/workflow/run/%2E%2E",
+        "/workflow/run/%2E/cancel",
+    ]
 
 
 def test_one_connection_is_reused_when_a_client_makes_many_requests(stub: Stub) -> None:
