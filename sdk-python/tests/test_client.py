@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
 from baton import (
@@ -100,7 +101,7 @@ async def _delete_topics(bootstrap: str, prefix: str) -> None:
 
 @contextmanager
 def orchestrator(services: Any, logdir: Path, unique: str, role: str = "all", **env: str) -> Iterator[str]:
-    """A `baton server` process on a free port; stopped, its schema dropped and topics deleted after."""
+    """A `baton server` process on a free port; stopped, then its schema, Redis keys and topics deleted."""
     port, log = _free_port(), logdir / f"server-{unique}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -116,6 +117,9 @@ def orchestrator(services: Any, logdir: Path, unique: str, role: str = "all", **
         _stop(proc)
         with psycopg.connect(services.database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "t_{unique}" CASCADE')
+        with redis.Redis.from_url(services.redis_url) as keys:
+            for key in keys.scan_iter(match=f"t:{unique}:*"):
+                keys.delete(key)
         asyncio.run(_delete_topics(services.kafka, f"t-{unique}-"))
 
 
