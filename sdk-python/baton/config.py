@@ -1,4 +1,4 @@
-"""Worker settings: the only place that reads ``BATON_*`` environment variables.
+"""Worker and client settings: the only place that reads ``BATON_*`` environment variables.
 
 Names, defaults and validation messages follow ``docs/sdk-contract.md`` so that the Python, Node and
 Java SDKs configure and fail the same way. An explicit value always wins over the environment.
@@ -7,16 +7,17 @@ Java SDKs configure and fail the same way. An explicit value always wins over th
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import InitVar, dataclass
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["WorkerSettings", "validate_action"]
+__all__ = ["ClientOptions", "WorkerSettings", "client_options", "validate_action"]
 
 ENV_NAMES = {
     "bootstrap_servers": "BATON_KAFKA_BOOTSTRAP_SERVERS",
@@ -53,6 +54,14 @@ _MSG_GRACE = "deadline_grace must be a non-negative number of seconds"
 _MSG_ABANDONED = "max_abandoned must be a non-negative integer"
 _MSG_REPLICATION = "topic_replication_factor must be a positive integer"
 _MSG_MIN_ISR = "topic_min_insync_replicas must be a positive integer"
+
+ENV_API_URL, ENV_API_KEY = "BATON_API_URL", "BATON_API_KEY"
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+_API_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_API_KEY = re.compile(r"[\x21-\x7e]+")  # an HTTP header value: a newline would split the request
+_MSG_API_URL = "base_url must be an http:// or https:// URL"
+_MSG_API_KEY = "api_key must be printable ASCII without spaces"
+_MSG_TIMEOUT = "timeout must be a positive number of seconds"
 
 
 def validate_action(action: object) -> str:
@@ -218,3 +227,31 @@ def _parse_env(name: str, raw: str) -> Any:
         return float(raw) if name in _FLOATS else int(raw)
     except ValueError:
         raise ConfigError(_MESSAGES[name]) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """What ``Client`` / ``AsyncClient`` connect with, validated."""
+
+    base_url: str
+    api_key: str | None = field(repr=False)  # never printed
+    timeout: float
+
+
+def client_options(
+    base_url: str | None, api_key: str | None, timeout: float, env: Mapping[str, str] | None = None
+) -> ClientOptions:
+    """Explicit values, then ``BATON_API_URL`` / ``BATON_API_KEY``, then the defaults.
+
+    An explicit empty ``api_key`` means "send no token" even when ``BATON_API_KEY`` is set.
+    """
+    env = os.environ if env is None else env
+    url = base_url if base_url is not None else (env.get(ENV_API_URL, "").strip() or DEFAULT_API_URL)
+    if not isinstance(url, str) or not _API_URL.fullmatch(url):
+        raise ConfigError(_MSG_API_URL)
+    key = api_key if api_key is not None else env.get(ENV_API_KEY, "").strip()
+    if not isinstance(key, str) or (key and not _API_KEY.fullmatch(key)):
+        raise ConfigError(_MSG_API_KEY)
+    if not _is_number(timeout) or not 0 < timeout < math.inf:
+        raise ConfigError(_MSG_TIMEOUT)
+    return ClientOptions(url.rstrip("/"), key or None, float(timeout))

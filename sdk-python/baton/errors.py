@@ -8,16 +8,27 @@ Python, Node and Java SDKs. Each class has a stable ``code``.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "BadRequest",
     "BatonError",
     "ConfigError",
+    "Conflict",
+    "Forbidden",
     "IdleTimeout",
     "NonRetryableError",
+    "NotFound",
     "PayloadTooLarge",
+    "RequestTooLarge",
     "RetryLater",
     "SerializationError",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "ValidationFailed",
+    "WaitTimeout",
     "WorkerStateError",
 ]
 
@@ -99,3 +110,70 @@ class WorkerStateError(BatonError, RuntimeError):
 
     code = "BATON_WORKER_STATE"
     retryable = False
+
+
+class ApiError(BatonError):
+    """The Baton HTTP API answered with an error (or, for the subclasses below, did not answer).
+
+    ``status`` is the HTTP status (``None`` when there was no answer), ``error_code`` the error
+    envelope's ``error.code`` (e.g. ``run_not_found``; ``None`` when the body was not an envelope),
+    ``message`` the envelope's message (else the HTTP reason: never a response body or stack trace),
+    ``details`` the envelope's ``details``. ``code`` stays the SDK's stable code, like every ``BatonError``.
+    """
+
+    code = "BATON_API"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, error_code: str | None = None, details: Any = None
+    ) -> None:
+        self.message, self.status, self.error_code, self.details = message, status, error_code, details
+        prefix = " ".join(str(p) for p in (status, error_code) if p is not None)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class BadRequest(ApiError):
+    """HTTP 400: the body is not valid JSON."""
+
+
+class Unauthorized(ApiError):
+    """HTTP 401: the server requires a bearer token (``api_key`` / ``BATON_API_KEY``) and got none."""
+
+
+class Forbidden(ApiError):
+    """HTTP 403: the bearer token is not one of the server's ``BATON_API_KEYS``."""
+
+
+class NotFound(ApiError):
+    """HTTP 404: unknown workflow, run or dead letter."""
+
+
+class Conflict(ApiError):
+    """HTTP 409: an Idempotency-Key reused with another body, or a run / dead letter in the wrong state."""
+
+
+class RequestTooLarge(ApiError):
+    """HTTP 413: the body, or the first job it would create, is over the server's payload limit."""
+
+
+class ValidationFailed(ApiError):
+    """HTTP 422: an invalid definition, input, id, wait or cursor; ``details`` says what."""
+
+
+class ServiceUnavailable(ApiError):
+    """HTTP 503: a service the server needs is down, or it holds too many waiters; retry later."""
+
+
+class ApiConnectionError(ApiError):
+    """No answer from the API: unreachable, connection refused or dropped, or no reply in time."""
+
+    code = "BATON_API_CONNECTION"
+
+
+class WaitTimeout(ApiError, TimeoutError):
+    """``wait_for_run`` ran out of time; ``run`` is the run as it stood (also a ``TimeoutError``)."""
+
+    code = "BATON_WAIT_TIMEOUT"
+
+    def __init__(self, message: str, run: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.run = run
