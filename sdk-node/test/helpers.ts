@@ -80,8 +80,10 @@ export class KafkaScope {
     return `${this.prefix}${suffix}`
   }
 
-  async createTopics (suffixes: string[], partitions = 1): Promise<void> {
-    await this.admin.createTopics({ topics: suffixes.map((s) => this.topic(s)), partitions, replicas: 1 })
+  /** `configs` are topic configs, e.g. `{ 'max.message.bytes': '1048588' }` (Kafka's default limit). */
+  async createTopics (suffixes: string[], partitions = 1, configs: Record<string, string> = {}): Promise<void> {
+    const entries = Object.entries(configs).map(([name, value]) => ({ name, value }))
+    await this.admin.createTopics({ topics: suffixes.map((s) => this.topic(s)), partitions, replicas: 1, configs: entries })
   }
 
   /** Keyed by run_id like the orchestrator; `partitionOf(i)` places message i explicitly instead. */
