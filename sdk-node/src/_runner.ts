@@ -56,6 +56,7 @@ export class JobRunner {
   readonly #heartbeatsInFlight = new Set<string>()
   #slots = 0
   #unanswered = 0
+  #handlersRunning = 0
   /** Abandoned handlers still running whose slot was freed (at most `maxAbandoned`). */
   #freed = 0
 
@@ -71,6 +72,11 @@ export class JobRunner {
   /** Jobs started whose result (or DLT record) Kafka has not acknowledged yet. */
   get unanswered (): number {
     return this.#unanswered
+  }
+
+  /** Handlers that have not settled, whether the worker still waits for them or not. */
+  get handlersRunning (): number {
+    return this.#handlersRunning
   }
 
   /** Abandoned handlers (answered `Timeout`) that are still running, freed slot or not. */
@@ -130,7 +136,9 @@ export class JobRunner {
   async #runHandler (job: Job, handler: Handler, message: KafkaMessage, slot: Slot): Promise<Outcome | undefined> {
     const ctx = new JobContextImpl(job, this.#deps.logger, () => this.#heartbeat(job, message))
     this.#contexts.add(ctx)
+    this.#handlersRunning++
     const running = execute(handler, job.input, ctx, this.#deps.config.maxPayloadBytes)
+    void running.finally(() => { this.#handlersRunning-- })
     const race = await raceDeadline(running, ctx, this.#deps.config.deadlineGraceMs)
     this.#contexts.delete(ctx)
     if (race.kind === 'done') return race.value

@@ -126,6 +126,7 @@ export class Worker {
     })
     // Registered before consume(): the first join happens inside it.
     clients.consumer.on('consumer:group:join', (payload) => this.#onAssigned(payload.assignments ?? []))
+    clients.consumer.on('consumer:group:rebalance', () => this.#logger.info('rebalance started'))
     await this.#openStream()
     this.#every(100, () => { void this.#commit() })
     this.#every(this.#config.presenceIntervalMs, () => { void this.#sendPresence('RUNNING') })
@@ -350,11 +351,14 @@ export class Worker {
   #installSignalHandlers (): void {
     let signalled = false
     const onSignal = (signal: NodeJS.Signals): void => {
+      const code = signal === 'SIGINT' ? 130 : 143
       // A second signal means "now": the operator gave up waiting for the drain.
-      if (signalled) process.exit(signal === 'SIGINT' ? 130 : 143)
+      if (signalled) process.exit(code)
       signalled = true
       this.#logger.info(`received ${signal}: draining`)
-      this.stop().catch((err: unknown) => this.#logger.error('stop failed', { error: describe(err) }))
+      this.stop()
+        .then(() => this.#exitIfHandlersLinger(code))
+        .catch((err: unknown) => this.#logger.error('stop failed', { error: describe(err) }))
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
@@ -362,6 +366,16 @@ export class Worker {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
     }
+  }
+
+  // Our handler replaced the signal's default (terminate). Handlers the drain gave up on, or
+  // abandoned after their deadline, may keep the event loop alive for ever; the signal must still
+  // end the process, so it exits as the signal would have.
+  #exitIfHandlersLinger (code: number): void {
+    const running = this.#runner?.handlersRunning ?? 0
+    if (running === 0) return
+    this.#logger.warn('handlers still running after the drain; exiting', { handlers: running, exit_code: code })
+    process.exit(code)
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {
