@@ -84,6 +84,11 @@ export class JobRunner {
     return this.#stuck.size
   }
 
+  /** Sizes of the per-job bookkeeping, for the bounded-memory tests. */
+  get bookkeeping (): { contexts: number, stuck: number, heartbeats: number } {
+    return { contexts: this.#contexts.size, stuck: this.#stuck.size, heartbeats: this.#heartbeatsInFlight.size }
+  }
+
   run (message: KafkaMessage): void {
     this.#slots++
     this.#unanswered++

@@ -22,6 +22,10 @@ export type { RunReport } from './_runner.js'
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
 
+/** Internal (not exported by index.ts): sizes of a worker's per-job state, for the bounded-memory tests. */
+// A let, assigned once by the static block below: only that block can read the private fields.
+export let bookkeepingOf: (worker: Worker) => Record<string, number>
+
 export class Worker {
   /** `node-<hostname>-<pid>-<4 hex>`: names this process in results and presence heartbeats. */
   readonly id = `node-${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
@@ -380,6 +384,10 @@ export class Worker {
 
   async [Symbol.asyncDispose] (): Promise<void> {
     await this.stop()
+  }
+
+  static {
+    bookkeepingOf = (worker) => ({ offsets: worker.#tracker.size, partitions: worker.#tracker.partitions, ...worker.#runner?.bookkeeping })
   }
 }
 

@@ -6,6 +6,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker, type WorkerOptions } from '../src/index.js'
+import { bookkeepingOf } from '../src/worker.js'
 import { BOOTSTRAP, KafkaScope, makeJob, memoryLogger, schemaErrors } from './helpers.js'
 
 // Kafka's default topic limit (message.max.bytes); the shared broker allows more, the SDK must not rely on that.
@@ -84,4 +85,34 @@ test('answers every odd outcome with one result and commits past it when handler
   second.register('odd', (_payload, ctx) => { ran.push(ctx.jobId) })
   assert.deepEqual(await second.runUntilIdle({ timeoutMs: 20_000 }), { completed: 0, failed: 0, deadLettered: 0 })
   assert.equal(new Set(ran).size, ran.length, 'no job ran twice')
+})
+
+test('keeps its per-job bookkeeping bounded over 3,000 jobs of every outcome', async (t) => {
+  const k = await KafkaScope.open(t)
+  await k.createTopics(['jobs.mix'], 2)
+  const kinds = ['ok', 'throws', 'nullProto', 'bigint', 'undecodable']
+  const values = Array.from({ length: 3000 }, (_, i) => {
+    if (i % 50 === 0) return makeJob('mix', { kind: 'timeout' }, { deadline: new Date(Date.now() - 1000).toISOString() })
+    const kind = kinds[i % kinds.length] as string
+    return kind === 'undecodable' ? '{"v":1,"broken":' : makeJob('mix', { kind })
+  })
+  await k.produce('jobs.mix', values, undefined, (i) => i % 2)
+  const concurrency = 8
+  const w = worker(t, k, { concurrency, deadlineGraceMs: 20 })
+  w.register('mix', async (payload: { kind: string }, ctx) => {
+    if (payload.kind === 'timeout') return await new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))
+    if (payload.kind === 'throws') throw new Error('no')
+    if (payload.kind === 'nullProto') throw Object.create(null)
+    return payload.kind === 'bigint' ? 1n : 'ok'
+  })
+  let peak = 0
+  const sampler = setInterval(() => { peak = Math.max(peak, bookkeepingOf(w).offsets ?? 0) }, 5)
+  t.after(() => clearInterval(sampler))
+  const report = await w.runUntilIdle({ timeoutMs: 60_000 })
+  clearInterval(sampler)
+  assert.equal(report.completed + report.failed + report.deadLettered, values.length)
+  assert.equal(report.deadLettered, values.filter((v) => typeof v === 'string').length)
+  assert.equal(await k.committed('jobs.mix'), BigInt(values.length))
+  assert.ok(peak <= 2 * concurrency, `at most ${peak} offsets held at once`)
+  assert.deepEqual(bookkeepingOf(w), { offsets: 0, partitions: 2, contexts: 0, stuck: 0, heartbeats: 0 })
 })
