@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker, type WorkerOptions } from '../src/index.js'
 import { bookkeepingOf } from '../src/worker.js'
-import { BOOTSTRAP, KafkaScope, makeJob, memoryLogger, schemaErrors } from './helpers.js'
+import { BOOTSTRAP, KafkaScope, headerMap, makeJob, memoryLogger, schemaErrors, type Record_ } from './helpers.js'
 
 // Kafka's default topic limit (message.max.bytes); the shared broker allows more, the SDK must not rely on that.
 const KAFKA_DEFAULT_LIMIT = { 'max.message.bytes': '1048588' }
@@ -115,4 +115,30 @@ test('keeps its per-job bookkeeping bounded over 3,000 jobs of every outcome', a
   assert.equal(await k.committed('jobs.mix'), BigInt(values.length))
   assert.ok(peak <= 2 * concurrency, `at most ${peak} offsets held at once`)
   assert.deepEqual(bookkeepingOf(w), { offsets: 0, partitions: 2, contexts: 0, stuck: 0, heartbeats: 0 })
+})
+
+test('completes results that fit one by one when their batch is too large, and dead-letters an oversize poison job by its headers', async (t) => {
+  const k = await KafkaScope.open(t)
+  await k.createTopics(['jobs.fit'], 1)
+  await k.createTopics(['results'], 1, { 'max.message.bytes': '100000' })
+  await k.createTopics(['jobs.DLT'], 1, { 'max.message.bytes': '2000' })
+  const jobs = Array.from({ length: 6 }, (_, i) => makeJob('fit', i))
+  const poison = `{"v":1,"junk":"${'j'.repeat(5000)}"`
+  await k.produce('jobs.fit', [...jobs, poison])
+  let release: () => void = () => {}
+  const released = new Promise<void>((resolve) => { release = resolve })
+  let started = 0
+  const w = worker(t, k, { concurrency: 6 })
+  w.register('fit', async () => {
+    if (++started === 6) release()
+    await released // all six finish together, so their results queue into one batch
+    return 'r'.repeat(60_000)
+  })
+  assert.deepEqual(await w.runUntilIdle({ timeoutMs: 30_000 }), { completed: 6, failed: 0, deadLettered: 1 })
+  const results = await k.readJson('results', 6)
+  assert.deepEqual(results.map((r) => r.status), Array(6).fill('COMPLETED'))
+  const [dlt] = await k.read('jobs.DLT', 1)
+  assert.equal(dlt?.value?.length ?? 0, 0, 'the value is dropped, the headers kept')
+  assert.match(headerMap(dlt as Record_).get('kafka_dlt-exception-message')?.toString() ?? '', /original value dropped: too large/)
+  assert.equal(await k.committed('jobs.fit'), 7n)
 })
