@@ -17,6 +17,7 @@ import { VERSION } from './version.js'
 import { createClients, endOffsets, ensureTopics, isUnreachable, openJobStream, topicsFor, type Clients, type JobStream, type KafkaMessage, type Topics } from './_kafka.js'
 import { describe, JobRunner, type RunReport } from './_runner.js'
 import { BatchingPublisher } from './_publisher.js'
+import { installSignalHandlers } from './_signals.js'
 
 export type { RunReport } from './_runner.js'
 
@@ -94,7 +95,9 @@ export class Worker {
     this.#state = 'starting'
     this.#startedAt = timestampNow()
     // Installed before connecting: a signal while Kafka is unreachable must stop the start-up.
-    if (this.#config.handleSignals) this.#installSignalHandlers()
+    if (this.#config.handleSignals) {
+      this.#removeSignalHandlers = installSignalHandlers({ stop: async () => await this.stop(), handlersRunning: () => this.#runner?.handlersRunning ?? 0, logger: this.#logger })
+    }
     const clients = createClients(this.#config, this.id)
     this.#clients = clients
     try {
@@ -350,36 +353,6 @@ export class Worker {
     const timer = setInterval(fn, ms)
     timer.unref()
     this.#timers.push(timer)
-  }
-
-  #installSignalHandlers (): void {
-    let signalled = false
-    const onSignal = (signal: NodeJS.Signals): void => {
-      const code = signal === 'SIGINT' ? 130 : 143
-      // A second signal means "now": the operator gave up waiting for the drain.
-      if (signalled) process.exit(code)
-      signalled = true
-      this.#logger.info(`received ${signal}: draining`)
-      this.stop()
-        .then(() => this.#exitIfHandlersLinger(code))
-        .catch((err: unknown) => this.#logger.error('stop failed', { error: describe(err) }))
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    this.#removeSignalHandlers = () => {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
-  }
-
-  // Our handler replaced the signal's default (terminate). Handlers the drain gave up on, or
-  // abandoned after their deadline, may keep the event loop alive for ever; the signal must still
-  // end the process, so it exits as the signal would have.
-  #exitIfHandlersLinger (code: number): void {
-    const running = this.#runner?.handlersRunning ?? 0
-    if (running === 0) return
-    this.#logger.warn('handlers still running after the drain; exiting', { handlers: running, exit_code: code })
-    process.exit(code)
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {
