@@ -322,6 +322,8 @@ export class Worker {
     if (this.#state === 'new') await this.start()
     const deadline = Date.now() + timeoutMs
     while (!(await this.#isIdle())) {
+      // Stopped meanwhile (a signal, or stop() from elsewhere): report what was done.
+      if (this.#state === 'stopping' || this.#state === 'stopped') break
       if (Date.now() > deadline) {
         await this.stop()
         throw new IdleTimeout(`runUntilIdle: not idle after ${timeoutMs} ms`)
