@@ -82,17 +82,39 @@ export async function openJobStream (consumer: Clients['consumer'], topics: stri
   })
 }
 
+export interface TopicSettings {
+  partitions: number
+  replicationFactor: number
+  /** `min.insync.replicas`; undefined leaves the broker's default. */
+  minInsyncReplicas: number | undefined
+}
+
 /** Creates the missing topics; "already exists" (another process won the race) is success. */
-export async function ensureTopics (admin: Admin, topics: string[], partitions: number, logger: Logger): Promise<void> {
+export async function ensureTopics (admin: Admin, topics: string[], settings: TopicSettings, logger: Logger): Promise<void> {
   const existing = new Set(await admin.listTopics())
   const missing = topics.filter((t) => !existing.has(t))
   if (missing.length === 0) return
+  const { partitions, replicationFactor, minInsyncReplicas } = settings
+  const configs = minInsyncReplicas === undefined ? [] : [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }]
   try {
-    await admin.createTopics({ topics: missing, partitions, replicas: 1 })
-    logger.info('created topics', { topics: missing, partitions })
+    await admin.createTopics({ topics: missing, partitions, replicas: replicationFactor, configs })
+    logger.info('created topics', { topics: missing, partitions, replication_factor: replicationFactor })
   } catch (err: unknown) {
     if (!onlyAlreadyExists(err)) throw err
   }
+}
+
+/** True when `err` says no broker could be reached (worth waiting for), not that one refused. */
+export function isUnreachable (err: unknown): boolean {
+  const seen = new Set<unknown>()
+  const walk = (e: unknown): boolean => {
+    if (typeof e !== 'object' || e === null || seen.has(e)) return false
+    seen.add(e)
+    const { code, errors, cause } = e as { code?: unknown, errors?: unknown, cause?: unknown }
+    if (code === 'PLT_KFK_NETWORK' || code === 'PLT_KFK_TIMEOUT' || code === 'ECONNREFUSED') return true
+    return (Array.isArray(errors) && errors.some(walk)) || walk(cause)
+  }
+  return walk(err)
 }
 
 function onlyAlreadyExists (err: unknown): boolean {

@@ -2,17 +2,22 @@
  * Runs one consumed record end to end: decode, call the handler, publish the result (or send an
  * undecodable record to the DLT), then mark the offset done so it may be committed. The offset is
  * marked only after Kafka acknowledged what this job produced: that ordering is the at-least-once
- * guarantee.
+ * guarantee. Every job ends in exactly one result: the handler's outcome, a FAILED result that
+ * fits when Kafka refused the first as too large, or `Timeout` when the handler outlived its
+ * deadline plus the grace (the worker then stops waiting for it; see #abandon).
  */
 import type { WorkerConfig } from './config.js'
 import { JobContextImpl } from './context.js'
-import { execute, type Handler, type Outcome } from './execute.js'
+import { errorFor, execute, timeoutError, type Handler, type Outcome } from './execute.js'
+import { PayloadTooLarge } from './errors.js'
 import type { Logger } from './logger.js'
 import type { OffsetTracker } from './offsets.js'
 import { decodeJob, encodeResult, timestampNow, UndecodableError, type Job, type Result } from './protocol.js'
 import { VERSION } from './version.js'
+import { raceDeadline } from './_deadline.js'
 import { dltHeaders, header, headersOf, salvageJobId, type KafkaMessage, type Topics } from './_kafka.js'
-import type { BatchingPublisher, OutgoingMessage } from './_publisher.js'
+import type { BatchingPublisher, OutgoingMessage, SendStatus } from './_publisher.js'
+import { safeString } from './_text.js'
 
 export interface RunReport {
   completed: number
@@ -31,81 +36,165 @@ export interface RunnerDeps {
   publisher: BatchingPublisher
   /** True once the worker closed its clients: nothing can be sent any more. */
   isStopped: () => boolean
-  /** Called whenever a job finishes, so the worker can resume fetching. */
+  /** Called whenever a slot frees up, so the worker can resume fetching. */
   onIdleSlot: () => void
+}
+
+/** A concurrency slot. `held`: released when the abandoned handler settles, not when the job ends. */
+interface Slot {
+  release: () => void
+  held: boolean
 }
 
 export class JobRunner {
   readonly report: RunReport = { completed: 0, failed: 0, deadLettered: 0 }
   readonly #deps: RunnerDeps
-  readonly #publisher: BatchingPublisher
+  /** Handlers running that the worker still waits for. */
   readonly #contexts = new Set<JobContextImpl>()
+  /** Handlers abandoned after their deadline that have not settled yet. */
+  readonly #stuck = new Set<JobContextImpl>()
   readonly #heartbeatsInFlight = new Set<string>()
-  #active = 0
+  #slots = 0
+  #unanswered = 0
+  #handlersRunning = 0
+  /** Abandoned handlers still running whose slot was freed (at most `maxAbandoned`). */
+  #freed = 0
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
-    this.#publisher = deps.publisher
   }
 
+  /** Slots taken: jobs under way plus abandoned handlers past the `maxAbandoned` cap. */
   get active (): number {
-    return this.#active
+    return this.#slots
+  }
+
+  /** Jobs started whose result (or DLT record) Kafka has not acknowledged yet. */
+  get unanswered (): number {
+    return this.#unanswered
+  }
+
+  /** Handlers that have not settled, whether the worker still waits for them or not. */
+  get handlersRunning (): number {
+    return this.#handlersRunning
+  }
+
+  /** Abandoned handlers (answered `Timeout`) that are still running, freed slot or not. */
+  get stuckSlots (): number {
+    return this.#stuck.size
+  }
+
+  /** Sizes of the per-job bookkeeping, for the bounded-memory tests. */
+  get bookkeeping (): { contexts: number, stuck: number, heartbeats: number } {
+    return { contexts: this.#contexts.size, stuck: this.#stuck.size, heartbeats: this.#heartbeatsInFlight.size }
   }
 
   run (message: KafkaMessage): void {
-    this.#active++
-    this.#process(message)
+    this.#slots++
+    this.#unanswered++
+    let released = false
+    const slot: Slot = {
+      held: false,
+      release: () => {
+        if (released) return
+        released = true
+        this.#slots--
+        this.#deps.onIdleSlot()
+      }
+    }
+    this.#process(message, slot)
       .catch((err: unknown) => this.#deps.logger.error('job processing failed', { error: describe(err), offset: String(message.offset) }))
       .finally(() => {
-        this.#active--
-        this.#deps.onIdleSlot()
+        this.#unanswered--
+        if (!slot.held) slot.release()
       })
   }
 
-  /** Shutdown timed out: tell every running handler through `ctx.signal`. */
+  /** Shutdown timed out: tell every handler still awaited through `ctx.signal`. */
   abandonAll (reason: string): void {
-    for (const ctx of this.#contexts) ctx.abandon(reason)
+    for (const ctx of this.#contexts) ctx.abandon(reason, 'AbortError')
   }
 
-  async #process (message: KafkaMessage): Promise<void> {
-    const { handlers, tracker } = this.#deps
+  async #process (message: KafkaMessage, slot: Slot): Promise<void> {
     let job: Job
     let handler: Handler | undefined
     try {
       job = decodeJob(message.value)
-      handler = handlers.get(job.action)
+      handler = this.#deps.handlers.get(job.action)
       if (handler === undefined) throw new UndecodableError(`no handler registered for action '${job.action}'`)
     } catch (err: unknown) {
-      const reason = err instanceof UndecodableError ? err.reason : String(err)
-      if (await this.#deadLetter(message, reason)) tracker.done(message.topic, message.partition, message.offset)
+      const reason = err instanceof UndecodableError ? err.reason : safeString(err)
+      if (await this.#deadLetter(message, reason) === 'sent') this.#deps.tracker.done(message.topic, message.partition, message.offset)
       return
     }
-    const ctx = new JobContextImpl(job, this.#deps.logger, () => this.#heartbeat(job, message))
-    this.#contexts.add(ctx)
     const startedAt = timestampNow()
-    let outcome: Outcome
-    try {
-      outcome = await execute(handler, job.input, ctx, this.#deps.config.maxPayloadBytes)
-    } finally {
-      this.#contexts.delete(ctx)
-    }
-    // An abandoned job stays uncommitted: the worker already gave up on it and another runs it.
-    if (ctx.signal.aborted || this.#deps.isStopped()) return
-    if (await this.#publishResult(job, message, outcome, startedAt)) {
-      tracker.done(message.topic, message.partition, message.offset)
-      if (outcome.status === 'COMPLETED') this.report.completed++
-      else this.report.failed++
-    }
+    const outcome = await this.#runHandler(job, handler, message, slot)
+    // Abandoned at shutdown, or the worker closed meanwhile: left uncommitted, another worker runs it.
+    if (outcome === undefined || this.#deps.isStopped()) return
+    const answered = await this.#answer(job, message, outcome, startedAt)
+    if (answered === undefined) return
+    this.#deps.tracker.done(message.topic, message.partition, message.offset)
+    if (answered === 'COMPLETED') this.report.completed++
+    else this.report.failed++
   }
 
-  async #publishResult (job: Job, message: KafkaMessage, outcome: Outcome, startedAt: string): Promise<boolean> {
+  async #runHandler (job: Job, handler: Handler, message: KafkaMessage, slot: Slot): Promise<Outcome | undefined> {
+    const ctx = new JobContextImpl(job, this.#deps.logger, () => this.#heartbeat(job, message))
+    this.#contexts.add(ctx)
+    this.#handlersRunning++
+    const running = execute(handler, job.input, ctx, this.#deps.config.maxPayloadBytes)
+    void running.finally(() => { this.#handlersRunning-- })
+    const race = await raceDeadline(running, ctx, this.#deps.config.deadlineGraceMs)
+    this.#contexts.delete(ctx)
+    if (race.kind === 'done') return race.value
+    if (race.kind === 'aborted') return undefined
+    this.#abandon(ctx, running, slot, race.lateMs)
+    return { status: 'FAILED', error: timeoutError(race.lateMs, this.#deps.config.deadlineGraceMs) }
+  }
+
+  // Node cannot stop a handler: fire its signal, count it as stuck until it settles and drop what
+  // it returns. Up to maxAbandoned such handlers get their slot freed, so fetching goes on; past
+  // the cap the slot stays taken, which bounds how many can pile up.
+  #abandon (ctx: JobContextImpl, running: Promise<Outcome>, slot: Slot, lateMs: number): void {
+    const graceMs = this.#deps.config.deadlineGraceMs
+    ctx.abandon(`job deadline passed ${lateMs} ms ago (grace ${graceMs} ms)`, 'TimeoutError')
+    this.#stuck.add(ctx)
+    const freed = this.#freed < this.#deps.config.maxAbandoned
+    this.#deps.logger.warn('handler outlived its deadline; answering Timeout', { job_id: ctx.jobId, late_ms: lateMs, slot_freed: freed })
+    if (freed) {
+      this.#freed++
+      slot.release()
+    } else {
+      slot.held = true
+    }
+    void running.then(() => {
+      this.#stuck.delete(ctx)
+      if (freed) this.#freed--
+      else slot.release()
+      this.#deps.logger.info('abandoned handler settled; its result is dropped', { job_id: ctx.jobId })
+    })
+  }
+
+  /** Publishes the job's one result; returns its status once acknowledged, undefined if not sent. */
+  async #answer (job: Job, message: KafkaMessage, outcome: Outcome, startedAt: string): Promise<Result['status'] | undefined> {
+    const status = await this.#send(this.#resultMessage(job, message, this.#encode(job, outcome, startedAt)))
+    if (status === 'sent') return outcome.status
+    if (status === 'stopped') return undefined
+    const error = errorFor(new PayloadTooLarge(`the ${outcome.status} result was refused by Kafka as too large for ${this.#deps.topics.results}`))
+    error.stacktrace = null
+    this.#deps.logger.warn('result too large for Kafka; sending a PayloadTooLarge result instead', { job_id: job.job_id })
+    const replacement = await this.#send(this.#resultMessage(job, message, this.#encode(job, { status: 'FAILED', error }, startedAt)))
+    if (replacement === 'tooLarge') this.#deps.logger.error('even a minimal result is too large for the results topic; job left unanswered', { job_id: job.job_id })
+    return replacement === 'sent' ? 'FAILED' : undefined
+  }
+
+  #encode (job: Job, outcome: Outcome, startedAt: string): string {
     const result = this.#result(job, outcome.status, startedAt)
     if (outcome.status === 'FAILED') {
       result.error = outcome.error
       this.#deps.logger.debug('job failed', { job_id: job.job_id, type: outcome.error.type })
     }
-    const json = encodeResult(result, outcome.status === 'COMPLETED' ? outcome.outputJson : 'null')
-    return await this.#send(this.#resultMessage(job, message, json))
+    return encodeResult(result, outcome.status === 'COMPLETED' ? outcome.outputJson : 'null')
   }
 
   #result (job: Job, status: Result['status'], startedAt: string | null): Omit<Result, 'output'> {
@@ -139,36 +228,42 @@ export class JobRunner {
     if (this.#heartbeatsInFlight.has(job.job_id) || this.#deps.isStopped()) return
     this.#heartbeatsInFlight.add(job.job_id)
     const json = encodeResult(this.#result(job, 'HEARTBEAT', null))
-    this.#publisher.publish(this.#resultMessage(job, message, json))
+    this.#deps.publisher.publish(this.#resultMessage(job, message, json))
       .catch((err: unknown) => this.#deps.logger.warn('heartbeat send failed', { job_id: job.job_id, error: describe(err) }))
       .finally(() => this.#heartbeatsInFlight.delete(job.job_id))
   }
 
-  async #deadLetter (message: KafkaMessage, reason: string): Promise<boolean> {
+  async #deadLetter (message: KafkaMessage, reason: string): Promise<SendStatus> {
     const { config, topics, logger } = this.#deps
     const jobId = salvageJobId(message.value)
     logger.warn('undecodable job sent to the DLT', { topic: message.topic, partition: message.partition, offset: String(message.offset), reason })
-    const sent = await this.#send({
-      topic: topics.dlt,
-      key: message.key,
-      value: message.value,
-      headers: dltHeaders(message, config.groupId, reason, jobId)
-    })
-    if (sent) this.report.deadLettered++
-    return sent
+    const record = { topic: topics.dlt, key: message.key, value: message.value, headers: dltHeaders(message, config.groupId, reason, jobId) }
+    let status = await this.#send(record)
+    if (status === 'tooLarge') {
+      // The DLT topic's limit is below the job topic's: keep the headers (where it came from, why).
+      logger.warn('undecodable job too large for the DLT; sending its headers without the value', { offset: String(message.offset) })
+      const why = `${reason}; original value dropped: too large for ${topics.dlt}`
+      status = await this.#send({ ...record, value: Buffer.alloc(0), headers: dltHeaders(message, config.groupId, why, jobId) })
+    }
+    if (status === 'sent') this.report.deadLettered++
+    return status
   }
 
-  async #send (message: OutgoingMessage): Promise<boolean> {
-    return await this.#publisher.publishWithRetry(message, this.#deps.isStopped, (err, attempt) => {
+  async #send (message: OutgoingMessage): Promise<SendStatus> {
+    return await this.#deps.publisher.publishWithRetry(message, this.#deps.isStopped, (err, attempt) => {
       this.#deps.logger.warn('send failed; retrying', { topic: message.topic, attempt, error: describe(err) })
     })
   }
 }
 
-/** An error as one line, including the causes an AggregateError from the client carries. */
+/** An error as one line, including the causes an AggregateError from the client carries. Never throws. */
 export function describe (err: unknown): string {
-  if (!(err instanceof Error)) return String(err)
-  const inner = (err as { errors?: unknown }).errors
-  const causes = Array.isArray(inner) && inner.length > 0 ? ` (${inner.map(describe).join('; ')})` : ''
-  return `${err.name}: ${err.message}${causes}`
+  try {
+    if (!(err instanceof Error)) return safeString(err)
+    const inner = (err as { errors?: unknown }).errors
+    const causes = Array.isArray(inner) && inner.length > 0 ? ` (${inner.map(describe).join('; ')})` : ''
+    return `${err.name}: ${err.message}${causes}`
+  } catch {
+    return safeString(err)
+  }
 }

@@ -18,10 +18,20 @@ export interface WorkerOptions {
   maxPayloadBytes?: number
   /** Partitions of the topics this worker creates when missing. Env `BATON_TOPIC_PARTITIONS`. */
   topicPartitions?: number
-  /** Presence heartbeat period in ms. Env `BATON_WORKER_HEARTBEAT_INTERVAL` (seconds). */
+  /** Replication factor of the topics this worker creates. Env `BATON_TOPIC_REPLICATION_FACTOR` (default 1). */
+  topicReplicationFactor?: number
+  /** `min.insync.replicas` of the topics this worker creates. Env `BATON_TOPIC_MIN_INSYNC_REPLICAS` (default: the broker's). */
+  topicMinInsyncReplicas?: number
+  /** Presence heartbeat period in ms. Env `BATON_WORKER_PRESENCE_INTERVAL` (seconds, default 5). */
   presenceIntervalMs?: number
-  /** How long SIGINT/SIGTERM wait for in-flight jobs before giving up on them (default 30 s). */
+  /** How long stop(), SIGINT and SIGTERM wait for in-flight jobs. Env `BATON_WORKER_DRAIN_TIMEOUT` (seconds, default 30). */
+  drainTimeoutMs?: number
+  /** @deprecated use `drainTimeoutMs`. */
   shutdownTimeoutMs?: number
+  /** How long past a job's deadline the worker waits for its handler. Env `BATON_WORKER_DEADLINE_GRACE` (seconds, default 10). */
+  deadlineGraceMs?: number
+  /** Most abandoned handlers whose slots are freed. Env `BATON_WORKER_MAX_ABANDONED` (default: concurrency). */
+  maxAbandoned?: number
   /** Install SIGINT/SIGTERM handlers that drain the worker (default true). */
   handleSignals?: boolean
   /** Where the SDK logs; default: info and above to stderr, debug silent. */
@@ -35,8 +45,12 @@ export interface WorkerConfig {
   topicPrefix: string
   maxPayloadBytes: number
   topicPartitions: number
+  topicReplicationFactor: number
+  topicMinInsyncReplicas: number | undefined
   presenceIntervalMs: number
-  shutdownTimeoutMs: number
+  drainTimeoutMs: number
+  deadlineGraceMs: number
+  maxAbandoned: number
   handleSignals: boolean
 }
 
@@ -46,20 +60,27 @@ const HOST_PORT = /^[^\s:,]+:\d{1,5}$/
 const PREFIX = /^[A-Za-z0-9._-]*$/
 const ACTION = /^[A-Za-z0-9._-]{1,200}$/
 
-export function resolveConfig (options: WorkerOptions = {}, env: Env = process.env): WorkerConfig {
+/** `onDeprecated` is told each deprecated option or env var in use (the worker logs it once). */
+export function resolveConfig (options: WorkerOptions = {}, env: Env = process.env, onDeprecated: (message: string) => void = () => {}): WorkerConfig {
+  const concurrency = integer(options.concurrency ?? env.BATON_WORKER_CONCURRENCY ?? 8, 1, 1000,
+    'concurrency must be an integer between 1 and 1000')
   return {
     bootstrapServers: bootstrapServers(options.bootstrapServers ?? env.BATON_KAFKA_BOOTSTRAP_SERVERS ?? 'localhost:9092'),
     groupId: groupId(options.groupId ?? env.BATON_WORKER_GROUP ?? 'workflow-workers'),
-    concurrency: integer(options.concurrency ?? env.BATON_WORKER_CONCURRENCY ?? 8, 1, 1000,
-      'concurrency must be an integer between 1 and 1000'),
+    concurrency,
     topicPrefix: topicPrefix(options.topicPrefix ?? env.BATON_TOPIC_PREFIX ?? 'workflow-'),
-    maxPayloadBytes: integer(options.maxPayloadBytes ?? env.BATON_MAX_PAYLOAD_BYTES ?? 1048576, 1, Number.MAX_SAFE_INTEGER,
-      'max_payload_bytes must be a positive integer'),
+    maxPayloadBytes: positive(options.maxPayloadBytes ?? env.BATON_MAX_PAYLOAD_BYTES ?? 1048576, 'max_payload_bytes'),
     topicPartitions: integer(options.topicPartitions ?? env.BATON_TOPIC_PARTITIONS ?? 6, 1, 1_000_000,
       'topic_partitions must be a positive integer'),
-    presenceIntervalMs: presenceInterval(options.presenceIntervalMs, env.BATON_WORKER_HEARTBEAT_INTERVAL),
-    shutdownTimeoutMs: integer(options.shutdownTimeoutMs ?? 30_000, 0, Number.MAX_SAFE_INTEGER,
-      'shutdown_timeout_ms must be an integer >= 0'),
+    topicReplicationFactor: integer(options.topicReplicationFactor ?? env.BATON_TOPIC_REPLICATION_FACTOR ?? 1, 1, 32_767,
+      'topic_replication_factor must be a positive integer'),
+    topicMinInsyncReplicas: optionalPositive(options.topicMinInsyncReplicas ?? env.BATON_TOPIC_MIN_INSYNC_REPLICAS, 'topic_min_insync_replicas'),
+    presenceIntervalMs: presenceInterval(options, env, onDeprecated),
+    drainTimeoutMs: drainTimeout(options, env, onDeprecated),
+    deadlineGraceMs: milliseconds(options.deadlineGraceMs, env.BATON_WORKER_DEADLINE_GRACE, 10_000, false,
+      'deadline_grace must be a non-negative number of seconds'),
+    maxAbandoned: integer(options.maxAbandoned ?? env.BATON_WORKER_MAX_ABANDONED ?? concurrency, 0, 1_000_000,
+      'max_abandoned must be an integer >= 0'),
     handleSignals: options.handleSignals ?? true
   }
 }
@@ -103,14 +124,45 @@ function integer (value: unknown, min: number, max: number, message: string): nu
   return n
 }
 
-function presenceInterval (optionMs: number | undefined, envSeconds: string | undefined): number {
-  const message = 'heartbeat_interval must be a positive number of seconds'
+function positive (value: unknown, name: string): number {
+  return integer(value, 1, Number.MAX_SAFE_INTEGER, `${name} must be a positive integer`)
+}
+
+function optionalPositive (value: unknown, name: string): number | undefined {
+  return value === undefined || value === '' ? undefined : positive(value, name)
+}
+
+function presenceInterval (options: WorkerOptions, env: Env, onDeprecated: (message: string) => void): number {
+  if (options.presenceIntervalMs === undefined && blank(env.BATON_WORKER_PRESENCE_INTERVAL) && !blank(env.BATON_WORKER_HEARTBEAT_INTERVAL)) {
+    onDeprecated('BATON_WORKER_HEARTBEAT_INTERVAL is deprecated: use BATON_WORKER_PRESENCE_INTERVAL')
+    return milliseconds(undefined, env.BATON_WORKER_HEARTBEAT_INTERVAL, 5000, true, 'heartbeat_interval must be a positive number of seconds')
+  }
+  return milliseconds(options.presenceIntervalMs, env.BATON_WORKER_PRESENCE_INTERVAL, 5000, true,
+    'presence_interval must be a positive number of seconds')
+}
+
+function drainTimeout (options: WorkerOptions, env: Env, onDeprecated: (message: string) => void): number {
+  const message = 'drain_timeout must be a non-negative number of seconds'
+  if (options.drainTimeoutMs === undefined && options.shutdownTimeoutMs !== undefined) {
+    onDeprecated('the shutdownTimeoutMs option is deprecated: use drainTimeoutMs')
+    return milliseconds(options.shutdownTimeoutMs, undefined, 30_000, false, message)
+  }
+  return milliseconds(options.drainTimeoutMs, env.BATON_WORKER_DRAIN_TIMEOUT, 30_000, false, message)
+}
+
+/** An option in ms, else an env var in seconds, else `fallbackMs`; > 0 when `positiveOnly`, else >= 0. */
+function milliseconds (optionMs: unknown, envSeconds: string | undefined, fallbackMs: number, positiveOnly: boolean, message: string): number {
+  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && (positiveOnly ? n > 0 : n >= 0)
   if (optionMs !== undefined) {
-    if (typeof optionMs !== 'number' || !Number.isFinite(optionMs) || optionMs <= 0) throw new ConfigError(message)
+    if (!ok(optionMs)) throw new ConfigError(message)
     return optionMs
   }
-  if (envSeconds === undefined || envSeconds.trim() === '') return 5000
+  if (blank(envSeconds)) return fallbackMs
   const seconds = Number(envSeconds)
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new ConfigError(message)
-  return seconds * 1000
+  if (!ok(seconds)) throw new ConfigError(message)
+  return Math.round(seconds * 1000)
+}
+
+function blank (value: string | undefined): value is undefined {
+  return value === undefined || value.trim() === ''
 }

@@ -19,7 +19,11 @@ export interface JobContext {
   readonly idempotencyKey: string
   /** Start-to-close deadline of this attempt; moved forward by `heartbeat()` when the job has a timeout. */
   readonly deadline: Date
-  /** Aborted when the worker gives up on this job at shutdown (drain timeout): stop work soon. */
+  /**
+   * Aborted when the worker gives up on this job: reason a `TimeoutError` DOMException once the
+   * deadline plus the grace passed, an `AbortError` one when a shutdown's drain timed out. The job
+   * is answered (or left to another worker) without this handler: stop work soon.
+   */
   readonly signal: AbortSignal
   readonly logger: Logger
   /** Non-blocking: publishes a HEARTBEAT result so the orchestrator extends this attempt's deadline. */
@@ -67,12 +71,15 @@ export class JobContextImpl implements JobContext {
   }
 
   heartbeat (): void {
+    // An abandoned job is answered already: its deadline no longer matters, and a HEARTBEAT would
+    // only tell the orchestrator about an attempt it has closed.
+    if (this.#abort.signal.aborted) return
     if (this.#timeoutMs !== undefined) this.#deadline = new Date(Date.now() + this.#timeoutMs)
     this.#publishHeartbeat()
   }
 
   /** Fired when the worker stops waiting for this handler. */
-  abandon (reason: string): void {
-    this.#abort.abort(new Error(reason))
+  abandon (message: string, name: 'TimeoutError' | 'AbortError'): void {
+    this.#abort.abort(new DOMException(message, name))
   }
 }

@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'BATON_PAYLOAD_TOO_LARGE'
   | 'BATON_SERIALIZATION'
   | 'BATON_CONFIG'
+  | 'BATON_IDLE_TIMEOUT'
+  | 'BATON_WORKER_STATE'
 
 export class BatonError extends Error {
   /** Whether the orchestrator may retry the step after this error. */
@@ -62,5 +64,19 @@ export class SerializationError extends BatonError {
 export class ConfigError extends BatonError {
   constructor (message: string) {
     super('BATON_CONFIG', message, { retryable: false })
+  }
+}
+
+/** `runUntilIdle()` gave up: the worker was not idle within `timeoutMs` (it is stopped anyway). */
+export class IdleTimeout extends BatonError {
+  constructor (message: string) {
+    super('BATON_IDLE_TIMEOUT', message, { retryable: false })
+  }
+}
+
+/** A call the worker's state does not allow: `register()` after `start()`, `start()` twice. */
+export class WorkerStateError extends BatonError {
+  constructor (message: string) {
+    super('BATON_WORKER_STATE', message, { retryable: false })
   }
 }

@@ -11,6 +11,8 @@ export {
   PayloadTooLarge,
   SerializationError,
   ConfigError,
+  IdleTimeout,
+  WorkerStateError,
   type ErrorCode
 } from './errors.js'
 export { VERSION } from './version.js'

@@ -80,6 +80,18 @@ export class OffsetTracker {
     }
   }
 
+  /** Offsets held in memory (started, not done) over all partitions: bounded by the jobs in flight. */
+  get size (): number {
+    let n = 0
+    for (const state of this.#partitions.values()) n += state.inFlight.size
+    return n
+  }
+
+  /** Partitions tracked: bounded by the assignment. */
+  get partitions (): number {
+    return this.#partitions.size
+  }
+
   isTracked (topic: string, partition: number): boolean {
     return this.#partitions.has(tp(topic, partition))
   }

@@ -65,6 +65,8 @@ export interface WorkerHeartbeat {
   actions: string[]
   concurrency: number
   in_flight: number
+  /** Abandoned handlers (answered `Timeout`) still running. */
+  stuck_slots?: number
   status: 'RUNNING' | 'STOPPING' | 'STOPPED'
   started_at: string
   sent_at: string

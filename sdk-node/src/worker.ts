@@ -8,19 +8,24 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { resolveConfig, validateAction, type WorkerConfig, type WorkerOptions } from './config.js'
-import { ConfigError } from './errors.js'
+import { ConfigError, IdleTimeout, WorkerStateError } from './errors.js'
 import { defaultLogger, type Logger } from './logger.js'
 import { type Handler } from './execute.js'
 import { OffsetTracker, tp } from './offsets.js'
 import { encodeWorkerHeartbeat, timestampNow, type WorkerHeartbeat } from './protocol.js'
 import { VERSION } from './version.js'
-import { createClients, endOffsets, ensureTopics, openJobStream, topicsFor, type Clients, type JobStream, type KafkaMessage, type Topics } from './_kafka.js'
+import { createClients, endOffsets, ensureTopics, isUnreachable, openJobStream, topicsFor, type Clients, type JobStream, type KafkaMessage, type Topics } from './_kafka.js'
 import { describe, JobRunner, type RunReport } from './_runner.js'
 import { BatchingPublisher } from './_publisher.js'
+import { installSignalHandlers } from './_signals.js'
 
 export type { RunReport } from './_runner.js'
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+/** Internal (not exported by index.ts): sizes of a worker's per-job state, for the bounded-memory tests. */
+// A let, assigned once by the static block below: only that block can read the private fields.
+export let bookkeepingOf: (worker: Worker) => Record<string, number>
 
 export class Worker {
   /** `node-<hostname>-<pid>-<4 hex>`: names this process in results and presence heartbeats. */
@@ -41,10 +46,12 @@ export class Worker {
   #commitInFlight: Promise<void> | undefined
   #stopping: Promise<void> | undefined
   #removeSignalHandlers: (() => void) | undefined
+  /** Aborted by stop() during start-up, so waiting for Kafka ends at once. */
+  readonly #startAbort = new AbortController()
 
   constructor (options: WorkerOptions = {}) {
-    this.#config = resolveConfig(options)
     this.#logger = options.logger ?? defaultLogger()
+    this.#config = resolveConfig(options, process.env, (message) => warnOnce(this.#logger, message))
     this.#topics = topicsFor(this.#config.topicPrefix)
   }
 
@@ -53,7 +60,7 @@ export class Worker {
     validateAction(action)
     if (this.#handlers.has(action)) throw new ConfigError(`action '${action}' is already registered`)
     if (typeof fn !== 'function') throw new ConfigError(`handler for '${action}' must be callable`)
-    if (this.#state !== 'new') throw new ConfigError('register() must be called before start()')
+    if (this.#state !== 'new') throw new WorkerStateError('register() must be called before start()')
     this.#handlers.set(action, fn)
     return this
   }
@@ -62,31 +69,47 @@ export class Worker {
     return [...this.#handlers.keys()]
   }
 
-  /** Number of jobs whose handler or result send is under way. */
+  /** Slots taken: jobs whose handler or result send is under way, plus abandoned handlers past `maxAbandoned`. */
   get inFlight (): number {
     return this.#runner?.active ?? 0
   }
 
+  /** Handlers abandoned after their deadline plus the grace (answered `Timeout`) that still run. */
+  get stuckSlots (): number {
+    return this.#runner?.stuckSlots ?? 0
+  }
+
+  /** Jobs started whose result Kafka has not acknowledged yet; what a drain waits for. */
+  get #unanswered (): number {
+    return this.#runner?.unanswered ?? 0
+  }
+
   /**
-   * Creates missing topics, joins the consumer group and starts consuming. Resolves once jobs flow;
-   * the worker then runs until `stop()`, SIGINT or SIGTERM.
+   * Creates missing topics (waiting for Kafka while it is unreachable), joins the consumer group
+   * and starts consuming. Resolves once jobs flow, or once stop() (SIGINT, SIGTERM) ended the
+   * start-up early; the worker then runs until `stop()`, SIGINT or SIGTERM.
    */
   async start (): Promise<void> {
-    if (this.#state !== 'new') throw new ConfigError('a Worker can be started only once')
+    if (this.#state !== 'new') throw new WorkerStateError('a Worker can be started only once')
     if (this.#handlers.size === 0) throw new ConfigError('register at least one action before start()')
     this.#state = 'starting'
     this.#startedAt = timestampNow()
+    // Installed before connecting: a signal while Kafka is unreachable must stop the start-up.
+    if (this.#config.handleSignals) {
+      this.#removeSignalHandlers = installSignalHandlers({ stop: async () => await this.stop(), handlersRunning: () => this.#runner?.handlersRunning ?? 0, logger: this.#logger })
+    }
     const clients = createClients(this.#config, this.id)
     this.#clients = clients
     try {
       await this.#connect(clients)
     } catch (err: unknown) {
+      if (this.#state !== 'starting') return // stop() ended the start-up and closes the clients
       this.#state = 'stopped'
       await this.#close()
       throw err
     }
+    if (this.#state !== 'starting') return
     this.#state = 'running'
-    if (this.#config.handleSignals) this.#installSignalHandlers()
     this.#logger.info('worker started', { worker_id: this.id, actions: this.actions, group_id: this.#config.groupId })
   }
 
@@ -94,9 +117,7 @@ export class Worker {
     for (const client of [clients.admin, clients.producer, clients.consumer]) {
       client.on('error', (err: unknown) => this.#logger.warn('kafka client error', { error: describe(err) }))
     }
-    const jobTopics = this.actions.map((a) => this.#topics.jobs(a))
-    const { results, dlt, workers } = this.#topics
-    await ensureTopics(clients.admin, [...jobTopics, results, dlt, workers], this.#config.topicPartitions, this.#logger)
+    await this.#createTopics(clients)
     await clients.admin.close()
     this.#publisher = new BatchingPublisher(clients.producer)
     this.#runner = new JobRunner({
@@ -112,10 +133,28 @@ export class Worker {
     })
     // Registered before consume(): the first join happens inside it.
     clients.consumer.on('consumer:group:join', (payload) => this.#onAssigned(payload.assignments ?? []))
+    clients.consumer.on('consumer:group:rebalance', () => this.#logger.info('rebalance started'))
     await this.#openStream()
     this.#every(100, () => { void this.#commit() })
     this.#every(this.#config.presenceIntervalMs, () => { void this.#sendPresence('RUNNING') })
     void this.#sendPresence('RUNNING')
+  }
+
+  // Start order must not matter: while no broker answers, wait (bounded backoff) until one does
+  // or stop() gives up. Errors from a broker that answered (bad replication factor) fail start().
+  async #createTopics (clients: Clients): Promise<void> {
+    const { results, dlt, workers } = this.#topics
+    const topics = [...this.actions.map((a) => this.#topics.jobs(a)), results, dlt, workers]
+    const settings = { partitions: this.#config.topicPartitions, replicationFactor: this.#config.topicReplicationFactor, minInsyncReplicas: this.#config.topicMinInsyncReplicas }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ensureTopics(clients.admin, topics, settings, this.#logger)
+      } catch (err: unknown) {
+        if (this.#startAbort.signal.aborted || !isUnreachable(err)) throw err
+        this.#logger.warn('waiting for Kafka', { bootstrap_servers: this.#config.bootstrapServers, attempt, error: describe(err) })
+        await sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)), undefined, { signal: this.#startAbort.signal })
+      }
+    }
   }
 
   async #openStream (): Promise<void> {
@@ -193,6 +232,7 @@ export class Worker {
       actions: this.actions,
       concurrency: this.#config.concurrency,
       in_flight: this.inFlight,
+      stuck_slots: this.stuckSlots,
       status,
       started_at: this.#startedAt,
       sent_at: timestampNow()
@@ -208,32 +248,40 @@ export class Worker {
   /**
    * Graceful drain: stop fetching, wait up to `timeoutMs` for in-flight jobs and their results,
    * commit, announce STOPPED, close. Jobs still running at the timeout stay uncommitted (another
-   * worker runs them again) and their `ctx.signal` is aborted.
+   * worker runs them again) and their `ctx.signal` is aborted. During start-up: stop at once.
    */
-  async stop (timeoutMs: number = this.#config.shutdownTimeoutMs): Promise<void> {
+  async stop (timeoutMs: number = this.#config.drainTimeoutMs): Promise<void> {
     if (this.#state === 'new') {
       this.#state = 'stopped'
       return
     }
-    this.#stopping ??= this.#drain(timeoutMs)
+    this.#stopping ??= this.#state === 'starting' ? this.#abortStart() : this.#drain(timeoutMs)
     await this.#stopping
   }
 
+  // Nothing ran yet (records are taken only once running), so nothing needs draining or committing.
+  async #abortStart (): Promise<void> {
+    this.#logger.info('stopping during start-up')
+    this.#state = 'stopped'
+    this.#startAbort.abort()
+    await this.#close()
+  }
+
   async #drain (timeoutMs: number): Promise<void> {
-    while (this.#state === 'starting') await sleep(10)
     if (this.#state === 'stopped') return
     this.#state = 'stopping'
     this.#stream?.pause()
-    this.#logger.info('stopping: draining in-flight jobs', { in_flight: this.inFlight, timeout_ms: timeoutMs })
+    this.#logger.info('stopping: draining in-flight jobs', { in_flight: this.#unanswered, timeout_ms: timeoutMs })
     const deadline = Date.now() + timeoutMs
-    while (this.inFlight > 0 && Date.now() < deadline) await sleep(10)
-    if (this.inFlight > 0) {
-      this.#logger.warn('drain timed out; abandoning jobs (left uncommitted)', { in_flight: this.inFlight })
-      this.#runner?.abandonAll('worker shutdown timeout')
+    while (this.#unanswered > 0 && Date.now() < deadline) await sleep(10)
+    if (this.#unanswered > 0) {
+      this.#logger.warn('drain timed out; abandoning jobs (left uncommitted)', { in_flight: this.#unanswered })
+      this.#runner?.abandonAll('worker shutdown: drain timeout')
     }
-    await this.#commit()
-    await this.#commit() // a commit already in flight above may have predated the last results
-    await this.#sendPresence('STOPPED')
+    // Bounded: with Kafka gone (or the topics deleted) the client would retry these for minutes.
+    await bounded(this.#commit(), FINAL_SEND_MS)
+    await bounded(this.#commit(), FINAL_SEND_MS) // a commit in flight above may predate the last results
+    await bounded(this.#sendPresence('STOPPED'), FINAL_SEND_MS)
     this.#state = 'stopped'
     await this.#close()
     this.#logger.info('worker stopped', { worker_id: this.id, ...this.report })
@@ -270,13 +318,15 @@ export class Worker {
    * position reached its end offset and nothing is in flight, then stop and return the counts.
    */
   async runUntilIdle (options: { timeoutMs?: number, pollMs?: number } = {}): Promise<RunReport> {
-    const timeoutMs = options.timeoutMs ?? 60_000
+    const timeoutMs = options.timeoutMs ?? 30_000
     if (this.#state === 'new') await this.start()
     const deadline = Date.now() + timeoutMs
     while (!(await this.#isIdle())) {
+      // Stopped meanwhile (a signal, or stop() from elsewhere): report what was done.
+      if (this.#state === 'stopping' || this.#state === 'stopped') break
       if (Date.now() > deadline) {
         await this.stop()
-        throw new Error(`runUntilIdle: not idle after ${timeoutMs} ms`)
+        throw new IdleTimeout(`runUntilIdle: not idle after ${timeoutMs} ms`)
       }
       await sleep(options.pollMs ?? 50)
     }
@@ -288,7 +338,7 @@ export class Worker {
     const consumer = this.#clients?.consumer
     const stream = this.#stream
     if (this.#state !== 'running' || consumer?.assignments == null || stream === undefined) return false
-    if (!this.#offsetsReady || this.inFlight > 0 || stream.readableLength > 0) return false
+    if (!this.#offsetsReady || this.#unanswered > 0 || stream.readableLength > 0) return false
     const assignments = consumer.assignments
     const ends = await endOffsets(consumer, assignments.map((a) => a.topic))
     for (const { topic, partitions } of assignments) {
@@ -298,7 +348,7 @@ export class Worker {
         if (end === undefined || position === undefined || position < end) return false
       }
     }
-    return this.inFlight === 0 && stream.readableLength === 0
+    return this.#unanswered === 0 && stream.readableLength === 0
   }
 
   #every (ms: number, fn: () => void): void {
@@ -307,25 +357,31 @@ export class Worker {
     this.#timers.push(timer)
   }
 
-  #installSignalHandlers (): void {
-    let signalled = false
-    const onSignal = (signal: NodeJS.Signals): void => {
-      // A second signal means "now": the operator gave up waiting for the drain.
-      if (signalled) process.exit(signal === 'SIGINT' ? 130 : 143)
-      signalled = true
-      this.#logger.info(`received ${signal}: draining`)
-      this.stop().catch((err: unknown) => this.#logger.error('stop failed', { error: describe(err) }))
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    this.#removeSignalHandlers = () => {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
-  }
-
   async [Symbol.asyncDispose] (): Promise<void> {
     await this.stop()
   }
+
+  static {
+    bookkeepingOf = (worker) => ({ offsets: worker.#tracker.size, partitions: worker.#tracker.partitions, ...worker.#runner?.bookkeeping })
+  }
 }
 
+
+/** How long a stopping worker waits for its last commit and its STOPPED announcement. */
+const FINAL_SEND_MS = 5_000
+
+async function bounded (work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
+  await Promise.race([work, timeout])
+  clearTimeout(timer)
+}
+
+const warned = new Set<string>()
+
+/** Deprecation warnings: once per process, not once per worker. */
+function warnOnce (logger: Logger, message: string): void {
+  if (warned.has(message)) return
+  warned.add(message)
+  logger.warn(message)
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { resolveConfig } from '../src/config.js'
 import { OffsetTracker } from '../src/offsets.js'
-import { BatonError, ConfigError, NonRetryableError, RetryLater, VERSION, Worker } from '../src/index.js'
+import { BatonError, ConfigError, IdleTimeout, NonRetryableError, RetryLater, VERSION, Worker, WorkerStateError } from '../src/index.js'
 
 test('uses the contract defaults when no option or env is set', () => {
   assert.deepEqual(resolveConfig({}, {}), {
@@ -13,10 +13,39 @@ test('uses the contract defaults when no option or env is set', () => {
     topicPrefix: 'workflow-',
     maxPayloadBytes: 1048576,
     topicPartitions: 6,
+    topicReplicationFactor: 1,
+    topicMinInsyncReplicas: undefined,
     presenceIntervalMs: 5000,
-    shutdownTimeoutMs: 30000,
+    drainTimeoutMs: 30000,
+    deadlineGraceMs: 10000,
+    maxAbandoned: 8,
     handleSignals: true
   })
+})
+
+test('reads the round-2 options from BATON_* env vars (seconds) and defaults maxAbandoned to concurrency', () => {
+  const c = resolveConfig({ concurrency: 3 }, {
+    BATON_WORKER_DRAIN_TIMEOUT: '2.5',
+    BATON_WORKER_PRESENCE_INTERVAL: '0.5',
+    BATON_WORKER_DEADLINE_GRACE: '0',
+    BATON_TOPIC_REPLICATION_FACTOR: '3',
+    BATON_TOPIC_MIN_INSYNC_REPLICAS: '2'
+  })
+  assert.deepEqual([c.drainTimeoutMs, c.presenceIntervalMs, c.deadlineGraceMs, c.topicReplicationFactor, c.topicMinInsyncReplicas, c.maxAbandoned],
+    [2500, 500, 0, 3, 2, 3])
+  assert.equal(resolveConfig({}, { BATON_WORKER_MAX_ABANDONED: '0' }).maxAbandoned, 0)
+})
+
+test('accepts the deprecated names and says so once each', () => {
+  const said: string[] = []
+  const c = resolveConfig({ shutdownTimeoutMs: 1234 }, { BATON_WORKER_HEARTBEAT_INTERVAL: '2' }, (m) => said.push(m))
+  assert.deepEqual([c.drainTimeoutMs, c.presenceIntervalMs], [1234, 2000])
+  assert.deepEqual(said, [
+    'BATON_WORKER_HEARTBEAT_INTERVAL is deprecated: use BATON_WORKER_PRESENCE_INTERVAL',
+    'the shutdownTimeoutMs option is deprecated: use drainTimeoutMs'
+  ])
+  const newer = resolveConfig({ drainTimeoutMs: 5, shutdownTimeoutMs: 9 }, { BATON_WORKER_PRESENCE_INTERVAL: '1', BATON_WORKER_HEARTBEAT_INTERVAL: '2' }, (m) => said.push(m))
+  assert.deepEqual([newer.drainTimeoutMs, newer.presenceIntervalMs, said.length], [5, 1000, 2], 'the new names win, silently')
 })
 
 test('falls back to BATON_* env vars when options are absent', () => {
@@ -49,7 +78,14 @@ const invalid: Array<[string, object, Record<string, string>, string]> = [
   ['concurrency env text', {}, { BATON_WORKER_CONCURRENCY: 'eight' }, 'concurrency must be an integer between 1 and 1000'],
   ['prefix with slash', { topicPrefix: 'a/b' }, {}, 'topic_prefix may contain only [A-Za-z0-9._-]'],
   ['payload 0', { maxPayloadBytes: 0 }, {}, 'max_payload_bytes must be a positive integer'],
-  ['partitions env -1', {}, { BATON_TOPIC_PARTITIONS: '-1' }, 'topic_partitions must be a positive integer']
+  ['partitions env -1', {}, { BATON_TOPIC_PARTITIONS: '-1' }, 'topic_partitions must be a positive integer'],
+  ['presence 0', { presenceIntervalMs: 0 }, {}, 'presence_interval must be a positive number of seconds'],
+  ['old presence env text', {}, { BATON_WORKER_HEARTBEAT_INTERVAL: 'x' }, 'heartbeat_interval must be a positive number of seconds'],
+  ['drain -1', { drainTimeoutMs: -1 }, {}, 'drain_timeout must be a non-negative number of seconds'],
+  ['grace env text', {}, { BATON_WORKER_DEADLINE_GRACE: 'soon' }, 'deadline_grace must be a non-negative number of seconds'],
+  ['max abandoned -1', { maxAbandoned: -1 }, {}, 'max_abandoned must be an integer >= 0'],
+  ['replication 0', { topicReplicationFactor: 0 }, {}, 'topic_replication_factor must be a positive integer'],
+  ['min isr env 0', {}, { BATON_TOPIC_MIN_INSYNC_REPLICAS: '0' }, 'topic_min_insync_replicas must be a positive integer']
 ]
 for (const [name, options, env, message] of invalid) {
   test(`rejects config with the contract message when ${name}`, () => {
@@ -77,6 +113,9 @@ test('exposes errors with stable codes and names', () => {
   const r = new RetryLater(250)
   assert.deepEqual([r.name, r.code, r.delayMs, r.retryable], ['RetryLater', 'BATON_RETRY_LATER', 250, true])
   assert.throws(() => new RetryLater(-1), RangeError)
+  const i = new IdleTimeout('late')
+  assert.ok(i instanceof BatonError)
+  assert.deepEqual([i.name, i.code, new WorkerStateError('x').code], ['IdleTimeout', 'BATON_IDLE_TIMEOUT', 'BATON_WORKER_STATE'])
 })
 
 test('exported version matches package.json', () => {
@@ -108,5 +147,7 @@ test('disposes an unstarted worker with await using', async () => {
     disposed = w
   }
   assert.equal(disposed.inFlight, 0)
-  await assert.rejects(disposed.start(), { message: 'a Worker can be started only once' })
+  await assert.rejects(disposed.start(), (err: unknown) =>
+    err instanceof WorkerStateError && err.message === 'a Worker can be started only once' && err.code === 'BATON_WORKER_STATE')
+  assert.throws(() => disposed.register('late', () => null), WorkerStateError)
 })

@@ -62,14 +62,20 @@ export function makeJob (action: string, input: unknown, overrides: Partial<Job>
 export class KafkaScope {
   readonly prefix = `t-${randomUUID()}-`
   readonly group = `${this.prefix}group`
-  readonly admin = new Admin({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP] })
-  // Idempotent: in our runs a plain producer sometimes wrote a batch twice right after topic
-  // creation (a retried request), duplicating jobs. Tests send sequentially (see src/_publisher.ts).
-  readonly producer = new Producer({ clientId: 'baton-test', bootstrapBrokers: [BOOTSTRAP], partitioner: compatibilityPartitioner, idempotent: true })
+  readonly admin: Admin
+  readonly producer: Producer<Buffer, Buffer, Buffer, Buffer>
   readonly #consumers: Array<Consumer<Buffer, Buffer, Buffer, Buffer>> = []
 
-  static async open (t: TestContext): Promise<KafkaScope> {
-    const scope = new KafkaScope()
+  constructor (readonly bootstrap: string = BOOTSTRAP) {
+    this.admin = new Admin({ clientId: 'baton-test', bootstrapBrokers: [bootstrap] })
+    // Idempotent: in our runs a plain producer sometimes wrote a batch twice right after topic
+    // creation (a retried request), duplicating jobs. Tests send sequentially (see src/_publisher.ts).
+    this.producer = new Producer({ clientId: 'baton-test', bootstrapBrokers: [bootstrap], partitioner: compatibilityPartitioner, idempotent: true })
+  }
+
+  /** A scope on the shared broker, or on `bootstrap` (the outage test's private one). */
+  static async open (t: TestContext, bootstrap?: string): Promise<KafkaScope> {
+    const scope = new KafkaScope(bootstrap)
     t.after(async () => { await scope.close() })
     // Fails (not skips) when Kafka is down: listTopics needs a broker.
     await scope.admin.listTopics()
@@ -80,8 +86,10 @@ export class KafkaScope {
     return `${this.prefix}${suffix}`
   }
 
-  async createTopics (suffixes: string[], partitions = 1): Promise<void> {
-    await this.admin.createTopics({ topics: suffixes.map((s) => this.topic(s)), partitions, replicas: 1 })
+  /** `configs` are topic configs, e.g. `{ 'max.message.bytes': '1048588' }` (Kafka's default limit). */
+  async createTopics (suffixes: string[], partitions = 1, configs: Record<string, string> = {}): Promise<void> {
+    const entries = Object.entries(configs).map(([name, value]) => ({ name, value }))
+    await this.admin.createTopics({ topics: suffixes.map((s) => this.topic(s)), partitions, replicas: 1, configs: entries })
   }
 
   /** Keyed by run_id like the orchestrator; `partitionOf(i)` places message i explicitly instead. */
@@ -98,7 +106,7 @@ export class KafkaScope {
 
   /** Reads `suffix` from the beginning until `count` records arrived (or fails at the deadline). */
   async read (suffix: string, count: number, timeoutMs = 15_000): Promise<Record_[]> {
-    const consumer = new Consumer({ clientId: 'baton-test-reader', groupId: `${this.prefix}reader-${randomUUID()}`, bootstrapBrokers: [BOOTSTRAP], autocommit: false })
+    const consumer = new Consumer({ clientId: 'baton-test-reader', groupId: `${this.prefix}reader-${randomUUID()}`, bootstrapBrokers: [this.bootstrap], autocommit: false })
     this.#consumers.push(consumer)
     const stream = await consumer.consume({ topics: [this.topic(suffix)], mode: 'earliest', autocommit: false })
     const records: Record_[] = []

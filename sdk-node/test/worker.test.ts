@@ -173,6 +173,24 @@ test('creates its topics and announces RUNNING then STOPPED presence', async (t)
   }
 })
 
+test('creates its topics with the configured replication factor and min in-sync replicas', async (t) => {
+  const k = await KafkaScope.open(t)
+  const w = worker(t, k, { topicReplicationFactor: 1, topicMinInsyncReplicas: 1 })
+  w.register('isr', () => null)
+  await w.start()
+  const [described] = await k.admin.describeConfigs({ resources: [{ resourceType: 2, resourceName: k.topic('jobs.isr'), configurationKeys: ['min.insync.replicas'] }] })
+  const isr = described?.configs.find((c) => c.name === 'min.insync.replicas')
+  assert.deepEqual([isr?.value, isr?.configSource], ['1', 1], 'set on the topic (source TOPIC_CONFIG), not the broker default')
+  await w.stop()
+})
+
+test('rejects start() when the broker refuses the replication factor (no waiting for it)', async (t) => {
+  const k = await KafkaScope.open(t)
+  const w = worker(t, k, { topicReplicationFactor: 3 })
+  w.register('rf', () => null)
+  await assert.rejects(w.start(), (err: unknown) => /INVALID_REPLICATION_FACTOR|replication factor/i.test(JSON.stringify(err, Object.getOwnPropertyNames(err)) + String(err)))
+})
+
 test('does not run a job twice in the same group once its offset is committed', async (t) => {
   const k = await KafkaScope.open(t)
   await k.createTopics(['jobs.once'], 2)
