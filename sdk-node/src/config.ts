@@ -80,7 +80,7 @@ export function resolveConfig (options: WorkerOptions = {}, env: Env = process.e
     deadlineGraceMs: milliseconds(options.deadlineGraceMs, env.BATON_WORKER_DEADLINE_GRACE, 10_000, false,
       'deadline_grace must be a non-negative number of seconds'),
     maxAbandoned: integer(options.maxAbandoned ?? env.BATON_WORKER_MAX_ABANDONED ?? concurrency, 0, 1_000_000,
-      'max_abandoned must be an integer >= 0'),
+      'max_abandoned must be a non-negative integer'),
     handleSignals: options.handleSignals ?? true
   }
 }

@@ -83,7 +83,7 @@ const invalid: Array<[string, object, Record<string, string>, string]> = [
   ['old presence env text', {}, { BATON_WORKER_HEARTBEAT_INTERVAL: 'x' }, 'heartbeat_interval must be a positive number of seconds'],
   ['drain -1', { drainTimeoutMs: -1 }, {}, 'drain_timeout must be a non-negative number of seconds'],
   ['grace env text', {}, { BATON_WORKER_DEADLINE_GRACE: 'soon' }, 'deadline_grace must be a non-negative number of seconds'],
-  ['max abandoned -1', { maxAbandoned: -1 }, {}, 'max_abandoned must be an integer >= 0'],
+  ['max abandoned -1', { maxAbandoned: -1 }, {}, 'max_abandoned must be a non-negative integer'],
   ['replication 0', { topicReplicationFactor: 0 }, {}, 'topic_replication_factor must be a positive integer'],
   ['min isr env 0', {}, { BATON_TOPIC_MIN_INSYNC_REPLICAS: '0' }, 'topic_min_insync_replicas must be a positive integer']
 ]

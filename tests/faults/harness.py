@@ -205,7 +205,7 @@ class Scenario:
             "BATON_RELAY_INTERVAL_SECONDS": "0.3",
             "BATON_RELAY_GRACE_SECONDS": "1",
             "BATON_STARTUP_TIMEOUT_SECONDS": "45",
-            "BATON_WORKER_HEARTBEAT_INTERVAL": "1",
+            "BATON_WORKER_PRESENCE_INTERVAL": "1",
             "LEDGER_FILE": str(self.ledger.path),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
