@@ -53,25 +53,43 @@ status: ## show the stack's state and the connection env vars
 
 # ------------------------------------------------------------ Docker path
 # The compose plugin (`docker compose`) or Debian's `docker-compose` v1, whichever exists, and only
-# when a Docker engine answers.
+# when a Docker engine answers. BATON_BUILD_CA=<PEM file>: an extra CA the image builds trust (behind a
+# TLS-intercepting proxy), copied into the build context as infra/docker/ca/extra-ca.pem (git-ignored);
+# without it the file is removed, so a build trusts exactly what it was given.
+BUILD_CA := infra/docker/ca/extra-ca.pem
 compose = @set -e; \
 	if docker compose version >/dev/null 2>&1; then dc=(docker compose); \
 	elif command -v docker-compose >/dev/null; then dc=(docker-compose); \
 	else echo "Docker Compose not found: install the compose plugin or docker-compose (see README, Docker)." >&2; exit 1; fi; \
 	docker info >/dev/null 2>&1 || { echo "No Docker engine answers ('docker info' failed): start Docker, or use the native stack (make demo)." >&2; exit 1; }; \
-	"$${dc[@]}" -f docker-compose.yml $(1)
+	$(2) "$${dc[@]}" -f docker-compose.yml $(1)
+BUILD_CA_STEP = if [ -n "$${BATON_BUILD_CA:-}" ]; then cmp -s "$$BATON_BUILD_CA" $(BUILD_CA) || cp "$$BATON_BUILD_CA" $(BUILD_CA); \
+	else rm -f $(BUILD_CA); fi;
+
+# What `make all/python/node/java` print once the containers are up.
+define docker_hint
+	@echo "Baton is up: API http://127.0.0.1:$${BATON_PORT:-8080} (OpenAPI docs at /docs; make stop / make clean)."
+	@echo "Run the polyglot demo (after make setup, for the baton CLI):"
+	@echo "  export BATON_API_URL=http://127.0.0.1:$${BATON_PORT:-8080}"
+	@echo "  .venv/bin/baton apply examples/workflows/polyglot-demo.yaml"
+	@echo "  .venv/bin/baton trigger polyglot-demo --input \"\$$(cat examples/workflows/demo-input.json)\" --wait 120"
+endef
 
 all: ## Docker: Kafka, PostgreSQL, Redis, orchestrator and every example worker, built from source
-	$(call compose,--profile all up --build -d)
+	$(call compose,--profile all up --build -d,$(BUILD_CA_STEP))
+	$(docker_hint)
 
 python: ## Docker: infra + orchestrator + the Python example worker
-	$(call compose,--profile python up --build -d)
+	$(call compose,--profile python up --build -d,$(BUILD_CA_STEP))
+	$(docker_hint)
 
 node: ## Docker: infra + orchestrator + the Node example worker
-	$(call compose,--profile node up --build -d)
+	$(call compose,--profile node up --build -d,$(BUILD_CA_STEP))
+	$(docker_hint)
 
 java: ## Docker: infra + orchestrator + the Java example worker
-	$(call compose,--profile java up --build -d)
+	$(call compose,--profile java up --build -d,$(BUILD_CA_STEP))
+	$(docker_hint)
 
 stop: ## Docker: stop and remove the containers (data volumes are kept)
 	$(call compose,--profile all down)
