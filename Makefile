@@ -9,7 +9,7 @@ STACK := infra/stack.sh
 # Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: all python node java stop clean bench bench-quick test-faults help setup deps constraints up down status server dev demo worker-python worker-node worker-java \
+.PHONY: all python node java stop clean test-docker bench bench-quick test-faults help setup deps constraints up down status server dev demo worker-python worker-node worker-java \
         test test-python test-node test-java lint fmt clean-stack
 
 help: ## list the targets
@@ -97,6 +97,9 @@ stop: ## Docker: stop and remove the containers (data volumes are kept)
 clean: ## Docker: stop, then delete the containers and the data volumes
 	$(call compose,--profile all down -v --remove-orphans)
 
+test-docker: setup ## Docker: engine (started if none answers), images, make all, demo in containers, stop/clean (~10 min cold)
+	@tests/docker/run.sh
+
 # ------------------------------------------------------------ run natively
 server: setup up ## run the orchestrator in the foreground (API + engine, port 8080)
 	@$(STACK_ENV) && exec $(VENV)/bin/baton server --port $${BATON_PORT:-8080}
@@ -123,7 +126,7 @@ test: setup ## run every test suite (brings the stack up when it is down)
 	@$(MAKE) --no-print-directory test-python test-node test-java
 
 test-python: ## Python suites: stack smoke, orchestrator, SDK, cross-language
-	@$(STACK_ENV) && $(VENV)/bin/pytest -q --ignore=tests/faults
+	@$(STACK_ENV) && $(VENV)/bin/pytest -q --ignore=tests/faults --ignore=tests/docker
 
 test-faults: setup ## fault and abuse suite (crashes, restarts, poison, load, schemathesis; ~5-7 min)
 	@$(STACK) up >/dev/null
