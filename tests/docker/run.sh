@@ -4,6 +4,7 @@
 #   2. debian:bookworm-slim (infra/debian-base.sh: pulled, or made with debootstrap),
 #   3. every image built (timed), with the host's CA bundle handed in as BATON_BUILD_CA,
 #   4. tests/docker: make all, the polyglot demo in containers, a worker restart, make stop / all / clean,
+#   5. the testcontainers fallback of conftest.py: the stack smoke suite against the same images.
 # Host ports 18080/19092/15432/16379 (loopback) and the compose project "batontest" keep clear of the
 # native stack and of a developer's own `make all`. Stops only the engine it started.
 set -euo pipefail
@@ -59,3 +60,8 @@ t=$SECONDS
 .venv/bin/pytest -q -p no:cacheprovider tests/docker
 phase "make all scenario (tests/docker)" $t
 
+# The testcontainers fallback: no BATON_* service addresses, an engine answers -> conftest starts containers.
+t=$SECONDS
+env -u BATON_KAFKA_BOOTSTRAP_SERVERS -u BATON_DATABASE_URL -u BATON_REDIS_URL TESTCONTAINERS_RYUK_DISABLED=true \
+  .venv/bin/pytest -q -p no:cacheprovider tests/test_stack_smoke.py
+phase "stack smoke suite through testcontainers" $t
