@@ -57,6 +57,8 @@ phase "image builds" $t
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(baton/|debian:bookworm-slim)' | sort
 
 t=$SECONDS
+# From zero: containers and volumes a killed earlier run may have left (restart: unless-stopped).
+make --no-print-directory clean >/dev/null
 .venv/bin/pytest -q -p no:cacheprovider tests/docker
 phase "make all scenario (tests/docker)" $t
 

@@ -159,8 +159,6 @@ def test_every_image_is_built_from_debian_and_runs_as_non_root(engine: None) -> 
         info = json.loads(_run(["docker", "image", "inspect", f"baton/{name}:local"], 30))[0]
         assert info["Config"]["User"] not in ("", "0", "root"), f"baton/{name} runs as root"
         assert info["Os"] == "linux"
-        size_mb = info["Size"] / 1e6
-        print(f"baton/{name}:local {size_mb:.0f} MB")
     base = json.loads(_run(["docker", "image", "inspect", "debian:bookworm-slim"], 30))[0]
     for name in IMAGES:
         layers = json.loads(_run(["docker", "image", "inspect", f"baton/{name}:local"], 30))[0]["RootFS"]["Layers"]
