@@ -27,6 +27,8 @@ install_engine() {
 start() {
   if answers; then log "engine already running"; return 0; fi
   install_engine
+  # A package install may start the engine itself (init scripts): then it is not ours to stop.
+  if answers; then log "engine started by its package: left running"; return 0; fi
   mkdir -p "$DIR"
   log "starting dockerd (log: $LOG)"
   # setsid: the engine outlives this shell but is stopped by pid in `stop`.
