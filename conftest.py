@@ -11,10 +11,12 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,15 +86,83 @@ def services() -> Iterator[Services]:
     )
 
 
-def _containers() -> Iterator[Services]:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.redis import RedisContainer
+# The fallback runs the images docker-compose.yml builds (`make test-docker` builds them and runs the stack
+# smoke suite through this path), configured as compose configures them.
+FALLBACK_IMAGES = {name: f"baton/{name}:local" for name in ("kafka", "postgres", "redis")}
+KAFKA_ENV = {
+    "CLUSTER_ID": "Ai5JjVzwQvOnFdnCstN9qg",
+    "KAFKA_NODE_ID": "1",
+    "KAFKA_PROCESS_ROLES": "broker,controller",
+    "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093,EXTERNAL://:19092",
+    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT",
+    "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+    "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+    "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+    "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
+    "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+    "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+}
 
-    with KafkaContainer().with_kraft() as k, PostgresContainer("postgres:16") as pg, RedisContainer() as r:
-        db = pg.get_connection_url().replace("postgresql+psycopg2", "postgresql")
-        redis_url = f"redis://{r.get_container_host_ip()}:{r.get_exposed_port(6379)}/0"
-        yield Services(k.get_bootstrap_server(), db, redis_url)
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _publish(container: Any, port: int) -> int:
+    """Publish `port` on a free loopback port (with_bind_ports takes no host address; docker-py does)."""
+    host_port = _free_port()
+    container.ports[str(port)] = ("127.0.0.1", host_port)
+    return host_port
+
+
+def _wait_healthy(container: Any, timeout: float = 120) -> None:
+    """Until the image's HEALTHCHECK reports healthy (the same check compose waits on)."""
+    wrapped = container.get_wrapped_container()
+    deadline = time.monotonic() + timeout
+    while True:
+        wrapped.reload()
+        state = wrapped.attrs["State"]
+        if state.get("Health", {}).get("Status") == "healthy":
+            return
+        if not state.get("Running") or time.monotonic() > deadline:
+            logs = wrapped.logs(tail=30).decode(errors="replace")
+            pytest.fail(
+                f"{wrapped.image.tags}: not healthy ({state.get('Status')}) after {timeout:.0f}s\n{logs}", False
+            )
+        time.sleep(1)
+
+
+def _containers() -> Iterator[Services]:
+    # Ryuk (the reaper) is pulled from Docker Hub, which may be unreachable; the with-block stops ours.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    import docker
+    from testcontainers.core.container import DockerContainer
+
+    missing = [i for i in FALLBACK_IMAGES.values() if not docker.from_env().images.list(name=i)]
+    if missing:
+        pytest.fail(f"images {missing} are missing: build them with `docker-compose build kafka postgres redis`", False)
+    kafka, pg, redis = (DockerContainer(FALLBACK_IMAGES[name]) for name in ("kafka", "postgres", "redis"))
+    kport, pgport, rport = _publish(kafka, 19092), _publish(pg, 5432), _publish(redis, 6379)
+    for key, value in {
+        **KAFKA_ENV,
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://localhost:9092,EXTERNAL://127.0.0.1:{kport}",
+    }.items():
+        kafka = kafka.with_env(key, value)
+    for key in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
+        pg = pg.with_env(key, "baton")
+    with kafka, pg, redis:
+        for container in (pg, redis, kafka):
+            _wait_healthy(container)
+        yield Services(
+            f"127.0.0.1:{kport}", f"postgresql://baton:baton@127.0.0.1:{pgport}/baton", f"redis://127.0.0.1:{rport}/0"
+        )
 
 
 @pytest.fixture

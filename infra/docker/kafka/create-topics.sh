@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-shot topic creation for the `topics` service of docker-compose.yml (runs in the apache/kafka image).
+# One-shot topic creation for the `topics` service of docker-compose.yml (runs in the baton/kafka image, whose
+# /opt/kafka/bin/kafka-topics.sh runs kafka-tools' TopicCommand).
 #
 # Creates the orchestrator's fixed topics and the job topics of the listed actions with the settings the
 # orchestrator itself uses (orchestrator/baton_orchestrator/bus/kafka.py): BATON_TOPIC_PARTITIONS
