@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .engine.transitions import dig
+
 MAX_LENGTH = 2000
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -175,7 +177,7 @@ def _eval(tree: Any, run_input: Any, outputs: dict[str, Any]) -> Any:
         return tree[1]
     if kind == "path":
         value = run_input if tree[1] is None else outputs.get(tree[1])
-        return _dig(value, tree[2])
+        return dig(value, tree[2])
     if kind == "not":
         return not _truthy(_eval(tree[1], run_input, outputs))
     if kind == "and":
@@ -205,14 +207,3 @@ def _same(a: Any, b: Any) -> bool:
 
 def _truthy(value: Any) -> bool:
     return value not in (None, False, 0, "") and value != [] and value != {}
-
-
-def _dig(value: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if isinstance(value, dict):
-            value = value.get(key)
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return None
-    return value

@@ -6,6 +6,7 @@ No I/O here, so every rule is unit-tested without services.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,13 +128,13 @@ def resolve_template(template: Any, run_input: Any, outputs: dict[str, Any]) -> 
         return template
     parts = template[2:].split(".")
     if parts[0] == "input":
-        return _dig(run_input, parts[1:])
+        return dig(run_input, parts[1:])
     if parts[0] == "steps" and len(parts) >= 3 and parts[2] == "output":
-        return _dig(outputs.get(parts[1]), parts[3:])
+        return dig(outputs.get(parts[1]), parts[3:])
     return template
 
 
-def _dig(value: Any, path: list[str]) -> Any:
+def dig(value: Any, path: Sequence[str]) -> Any:
     for key in path:
         if isinstance(value, dict):
             value = value.get(key)
