@@ -1,6 +1,7 @@
 package dev.baton;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.NullNode;
@@ -22,7 +23,8 @@ import java.util.StringJoiner;
 
 /** One {@link HttpClient} (its connection pool) and the API's wire conventions: paths, JSON, errors. */
 final class Http implements AutoCloseable {
-  static final ObjectMapper JSON = new ObjectMapper();
+  // Trailing tokens fail: a reply that is JSON followed by something else is not the API's.
+  static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   /** {@code body} is JSON, already encoded (null: none); {@code serverWait} the server-side wait it asks for. */
   record Request(String method, String path, Map<String, String> query, byte[] body, String idempotencyKey,

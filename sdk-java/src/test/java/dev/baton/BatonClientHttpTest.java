@@ -52,7 +52,8 @@ class BatonClientHttpTest {
 
   @Test
   void shouldUseTheHttpReasonWhenTheBodyIsHtmlOrNotAnEnvelope() {
-    stub.answer(new Answer(502, "text/html", "<html><body>Traceback (most recent call last)</body></html>", false),
+    String page = "<html><body>Traceback (most recent call last)</body></html>";
+    stub.answer(new Answer(502, "text/html", page, Duration.ZERO),
         Answer.json(500, "{\"detail\":\"Traceback: boom\"}"), Answer.json(599, ""));
     ApiError html = catchThrowableOfType(ApiError.class, () -> client.getRun("r1"));
     assertThat(html.getMessage()).isEqualTo("502: Bad Gateway");
@@ -65,7 +66,7 @@ class BatonClientHttpTest {
 
   @Test
   void shouldThrowApiErrorWhenASuccessIsNotTheBatonApi() {
-    stub.answer(new Answer(200, "text/html", "<html>a login page</html>", false), Answer.json(200, "{}"),
+    stub.answer(new Answer(200, "text/html", "<html>a login page</html>", Duration.ZERO), Answer.json(200, "{}"),
         Answer.json(200, "[]"));
     assertThat(catchThrowableOfType(ApiError.class, () -> client.getRun("r1")).message()).contains("not JSON");
     assertThat(catchThrowableOfType(ApiError.class, () -> client.waitForRun("r1", Duration.ofSeconds(1))).message())
@@ -142,7 +143,7 @@ class BatonClientHttpTest {
 
   @Test
   void shouldThrowApiConnectionErrorWhenNoAnswerComesWithinTheTimeout() {
-    stub.answer(new Answer(200, "application/json", RUN, true));
+    stub.answer(Answer.hang());
     try (BatonClient quick = BatonClient.builder().url(stub.url()).timeout(Duration.ofMillis(300)).build()) {
       long started = System.nanoTime();
       ApiConnectionError error = catchThrowableOfType(ApiConnectionError.class, () -> quick.getRun("r1"));
@@ -151,6 +152,21 @@ class BatonClientHttpTest {
       assertThat(error.status()).isZero();
       assertThat(error.getMessage()).contains("GET " + stub.url() + "/workflow/run/r1", "no answer within 0.3 s");
     }
+  }
+
+  @Test
+  void shouldAllowTheWaitOnTopOfTheTimeoutWhenALongPollWaits() {
+    // The first poll is answered after 600 ms, twice the client's timeout: within timeout + wait.
+    stub.answer(Answer.json(200, "{\"status\":\"RUNNING\"}").after(Duration.ofMillis(600)), Answer.json(200, RUN));
+    try (BatonClient quick = BatonClient.builder().url(stub.url()).timeout(Duration.ofMillis(300)).build()) {
+      assertThat(quick.waitForRun("r1", Duration.ofSeconds(2)).get("status").asText()).isEqualTo("COMPLETED");
+    }
+    assertThat(stub.received.get(0).uri()).matches("/workflow/run/r1\\?wait=(2|1\\.9\\d*)"); // 2 s less the time taken
+    assertThat(stub.received.get(1).uri()).matches("/workflow/run/r1\\?wait=[01](\\.\\d{1,3})?");
+
+    stub.answer(Answer.json(200, RUN));
+    client.waitForRun("r1", Duration.ofMinutes(10));
+    assertThat(stub.received.get(2).uri()).isEqualTo("/workflow/run/r1?wait=60"); // one poll waits 60 s at most
   }
 
   @Test

@@ -5,6 +5,7 @@ import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -12,6 +13,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 
 /**
  * A local HTTP server for the client's wire behaviour (pure logic: statuses, bodies, headers, paging,
@@ -19,10 +21,19 @@ import java.util.concurrent.Executors;
  * request with the next queued {@link Answer} (else {@code 200 {}}) and records what it received.
  */
 final class StubApi implements AutoCloseable {
-  /** An answer; {@code hang} answers only once the stub is closed (a server that never replies in time). */
-  record Answer(int status, String contentType, String body, boolean hang) {
+  /** An answer, sent after {@code delay} (or when the stub closes, whichever comes first). */
+  record Answer(int status, String contentType, String body, Duration delay) {
     static Answer json(int status, String body) {
-      return new Answer(status, "application/json", body, false);
+      return new Answer(status, "application/json", body, Duration.ZERO);
+    }
+
+    /** A server that never replies in time. */
+    static Answer hang() {
+      return new Answer(200, "application/json", "{}", Duration.ofHours(1));
+    }
+
+    Answer after(Duration delay) {
+      return new Answer(status, contentType, body, delay);
     }
   }
 
@@ -65,9 +76,7 @@ final class StubApi implements AutoCloseable {
           Map.copyOf(exchange.getRequestHeaders()), body, exchange.getRemoteAddress().getPort()));
       Answer answer = answers.poll();
       answer = answer == null ? Answer.json(200, "{}") : answer;
-      if (answer.hang()) {
-        closed.await();
-      }
+      closed.await(answer.delay().toMillis(), TimeUnit.MILLISECONDS);
       byte[] bytes = answer.body().getBytes(StandardCharsets.UTF_8);
       exchange.getResponseHeaders().add("Content-Type", answer.contentType());
       exchange.sendResponseHeaders(answer.status(), bytes.length == 0 ? -1 : bytes.length);
