@@ -97,7 +97,9 @@ public final class BatonClient implements AutoCloseable {
   public JsonNode waitForRun(String runId, Duration timeout) {
     String path = runPath(runId);
     nonNegative("timeout", timeout);
-    long deadline = System.nanoTime() + timeout.toNanos();
+    // Capped at ~146 years: Duration.toNanos() overflows past 292, and so would the deadline.
+    long deadline = System.nanoTime() + (timeout.getSeconds() > Long.MAX_VALUE / 2_000_000_000L
+        ? Long.MAX_VALUE / 2 : timeout.toNanos());
     while (true) {
       Duration left = Duration.ofNanos(Math.max(0, deadline - System.nanoTime()));
       Duration wait = left.compareTo(LONG_POLL_MAX) > 0 ? LONG_POLL_MAX : left;

@@ -167,6 +167,9 @@ class BatonClientHttpTest {
     stub.answer(Answer.json(200, RUN));
     client.waitForRun("r1", Duration.ofMinutes(10));
     assertThat(stub.received.get(2).uri()).isEqualTo("/workflow/run/r1?wait=60"); // one poll waits 60 s at most
+    stub.answer(Answer.json(200, RUN));
+    client.waitForRun("r1", Duration.ofSeconds(Long.MAX_VALUE)); // no overflow
+    assertThat(stub.received.get(3).uri()).isEqualTo("/workflow/run/r1?wait=60");
   }
 
   @Test

@@ -196,6 +196,16 @@ class BatonClientTest {
   }
 
   @Test
+  void shouldSendOnAFreshConnectionWhenTheServerClosedTheIdleOne() throws Exception {
+    String workflowId = define("clt.echo");
+    // Not a wait for a condition: the idle time itself is the case. The server (uvicorn) closes a
+    // keep-alive connection idle for 5 s; the next request, a POST the JDK would not retry, must not be
+    // sent on it.
+    Thread.sleep(6_000);
+    assertThat(client.trigger(workflowId, "after idle").get("run_id").asText()).isNotEmpty();
+  }
+
+  @Test
   void shouldThrowTypedErrorsWhenIdsAreUnknownOrRequestsInvalid() {
     NotFound run = catchThrowableOfType(NotFound.class, () -> client.getRun(UUID.randomUUID().toString()));
     assertThat(run.status()).isEqualTo(404);
