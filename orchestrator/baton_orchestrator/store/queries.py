@@ -259,7 +259,8 @@ class RunFilter:
         if self.q:
             params["f_q"] = self.q
             if UUID_RE.match(self.q.lower()):
-                where.append("(id = CAST(:f_q AS uuid) OR idempotency_key = :f_q)")
+                params["f_q_id"] = self.q  # its own parameter: one parameter gets one type
+                where.append("(id = CAST(:f_q_id AS uuid) OR idempotency_key = :f_q)")
             else:
                 where.append("idempotency_key = :f_q")
         return " AND ".join(where), params

@@ -1,6 +1,9 @@
 """Browser tests of the dashboard: one real server (API + engine, uvicorn in a thread) with an in-process
-Python SDK worker, the Node and Java example workers as processes, and one Debian chromium per session
-driven by Playwright (never a browser download). Without chromium they fail, never skip."""
+Python SDK worker, the Node and Java example workers as processes, and one Debian chromium for the package
+driven by Playwright (never a browser download). Without chromium they fail, never skip.
+
+Package-scoped, not session-scoped: Playwright's sync API holds an event loop on the main thread while it
+is open, and the async tests collected after this package (pytest-asyncio) cannot run beside it."""
 
 from __future__ import annotations
 
@@ -29,9 +32,9 @@ from baton_orchestrator.app import create_app
 from baton_orchestrator.db import migrate
 from baton_orchestrator.settings import Settings
 
-from ..conftest import delete_topics, make_settings
+from ...conftest import delete_topics, make_settings
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 SHOTS = ROOT / "docs" / "img"
 API_KEY = "ui-test-key"
 
@@ -164,7 +167,7 @@ class Stack:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:  # a fail, not a skip: CI must not go green without the browser tests
@@ -172,7 +175,7 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     token = uuid.uuid4().hex[:10]
     settings = make_settings(services, f"ui{token}", relay_interval_seconds=0.5)
@@ -203,7 +206,7 @@ def stack(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         asyncio.run(delete_topics(services.kafka, settings.topic_prefix))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: str, stack: Stack) -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
