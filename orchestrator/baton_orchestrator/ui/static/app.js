@@ -17,7 +17,10 @@
   document.addEventListener('htmx:responseError', (e) => {
     const xhr = e.detail.xhr;
     if (xhr.status === 401 || xhr.status === 403) return askKey(xhr.status === 403 ? 'That key was refused.' : '');
-    toast(errorText(xhr.status, xhr.responseText), true);
+    const text = errorText(xhr.status, xhr.responseText);
+    if (e.detail.target === main) { // a page that cannot be shown says why instead of "Loading…"
+      main.replaceChildren(Object.assign(document.createElement('p'), { className: 'error-box', textContent: text }));
+    } else toast(text, true);
   });
   document.addEventListener('htmx:sendError', () => toast('The server did not answer.', true));
   // A live refresh must not fold what the reader unfolded: <details> keep their state across swaps.
@@ -176,12 +179,13 @@
   function schedule(id) {
     if (busy.has(id)) { busy.set(id, true); return; }
     busy.set(id, false);
+    const el = document.getElementById(id);
     setTimeout(async () => {
       try { await refetch(id); } catch (_) { /* the next change or reconnect re-reads */ }
       const again = busy.get(id);
       busy.delete(id);
       if (again) schedule(id);
-    }, 150);
+    }, Number((el && el.dataset.every) || 150)); // data-every: the least time between two re-fetches
   }
   async function refetch(id) {
     const el = document.getElementById(id);
@@ -201,7 +205,7 @@
 
   function onChange(change) {
     refresh(`run:${change.run_id}`);
-    refresh('any');
+    if (change.type.startsWith('run_')) refresh('any'); // counts change only when a run starts or ends
     if (change.type === 'run_started') refresh('new');
     if (['step_dead_lettered', 'run_failed', 'run_reopened', 'run_cancelled'].includes(change.type)) refresh('dlq');
     body.dispatchEvent(new CustomEvent('baton:change', { detail: change }));

@@ -67,10 +67,18 @@ def test_keyboard_reaches_every_page_and_a_narrow_dark_window_stays_usable(page:
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/ui/workers$"))
     expect(page.locator("#workers")).to_be_visible()
+    stack.define({"id": "ui-narrow", "steps": [{"action": "ui.echo"}, {"action": "ui.nobody"}]})
+    for i in range(3):
+        stack.trigger("ui-narrow", i)
     page.emulate_media(color_scheme="dark")
     page.set_viewport_size({"width": 420, "height": 800})
     page.goto(f"{stack.url}/ui/")
-    expect(page.locator("#counts")).to_be_visible()
+    expect(page.locator("#runs tbody tr[data-run]")).to_have_count(3)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 420, f"the page scrolls sideways at 420 px ({width} px wide)"
     shot(page, "ui-runs-narrow-dark")
+
+
+def test_a_page_that_cannot_be_shown_says_why(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.url}/ui/runs/00000000-0000-4000-8000-000000000000")
+    expect(page.locator("#main .error-box")).to_contain_text("does not exist")
