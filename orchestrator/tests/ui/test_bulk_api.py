@@ -130,3 +130,21 @@ async def test_backlog_is_zero_once_a_worker_group_has_consumed(client, raw_work
 
         row = await eventually(drained, timeout=20, every=0.5)
     assert row["groups"] == [{"group_id": "workflow-workers", "lag": 0}]
+
+
+async def test_with_api_keys_the_dashboard_serves_data_only_with_a_valid_bearer_key(start_app, settings):
+    client = await start_app(s=settings.model_copy(update={"api_keys": "k1"}))
+    shell = await client.http.get("/ui/")
+    assert shell.status_code == 200 and 'data-auth="required"' in shell.text and "<table" not in shell.text
+    fragment = {"HX-Request": "true"}
+    for path in ("/ui/", "/ui/counts", "/ui/workers/live", "/ui/events", "/ui/runs/confirm?action=cancel"):
+        assert (await client.http.get(path, headers=fragment)).status_code == 401, path
+        wrong = await client.http.get(path, headers={**fragment, "Authorization": "Bearer nope"})
+        assert wrong.status_code == 403, path
+    ok = await client.http.get("/ui/", headers={**fragment, "Authorization": "Bearer k1"})
+    assert ok.status_code == 200 and 'id="runs"' in ok.text and ok.headers["cache-control"] == "no-store"
+    assert (await client.http.get("/ui/static/app.js")).status_code == 200
+    docs = await client.http.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert "default-src 'self'" in docs.headers["content-security-policy"]
+    assert (await client.http.get("/docs-assets/redoc.standalone.js")).status_code == 200

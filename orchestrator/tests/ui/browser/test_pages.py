@@ -68,6 +68,12 @@ def test_failed_run_shows_its_error_stack_and_worker_language(page: Page, stack:
     expect(stack_trace).to_be_hidden()  # folded until asked for
     last.locator("details.stack summary").click()
     expect(stack_trace).to_contain_text("ValueError")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Retry from failed").click()
+    # Two more attempts (a fresh budget) appear live, and the unfolded stack trace stays unfolded.
+    expect(attempts).to_have_count(4)
+    expect(page.locator("#run-detail")).to_have_attribute("data-status", "FAILED")
+    expect(attempts.nth(1).locator("details.stack pre")).to_be_visible()
 
 
 def test_redrive_with_an_edited_input_completes_the_run(page: Page, stack: Stack) -> None:
@@ -99,7 +105,11 @@ def test_bulk_cancel_touches_exactly_the_filtered_running_runs(page: Page, stack
     wf, other = _wf(stack, "ui-held", held), _wf(stack, "ui-other", held)
     runs = [stack.trigger(wf, i) for i in range(3)]
     control = stack.trigger(other, "keep me")
-    page.goto(f"{stack.url}/ui/?workflow_id={wf}&status=RUNNING")
+    page.goto(f"{stack.url}/ui/")
+    page.get_by_label("Workflow", exact=True).select_option(wf)
+    page.get_by_label("Status", exact=True).select_option("RUNNING")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/ui/\?workflow_id={wf}&status=RUNNING"))  # a view to share
     rows = page.locator("#runs tbody tr[data-run]")
     expect(rows).to_have_count(3)
     expect(page.locator('#counts .n[data-status="RUNNING"]')).to_have_text("3")
