@@ -135,7 +135,11 @@ def test_workers_page_shows_a_python_a_node_and_a_java_worker(page: Page, stack:
     _wf(stack, "ui-lonely", [{"name": "x", "action": "ui.unserved"}])
     page.goto(f"{stack.url}/ui/workers")
     for language in ("python", "node", "java"):  # the JVM may still be starting: the page is live
-        expect(page.locator(f'#workers tr[data-language="{language}"]').first).to_be_visible(timeout=120_000)
+        row = page.locator(f'#workers tr[data-language="{language}"]').first
+        try:
+            expect(row).to_be_visible(timeout=120_000)
+        except AssertionError as exc:
+            raise AssertionError(f"no {language} worker: {stack.procs.log(language)}") from exc
     expect(page.locator('#backlog tr[data-action="ui.unserved"]')).to_contain_text("no worker")
     expect(page.locator('#backlog tr[data-action="java.score"]')).to_contain_text("ok")
     shot(page, "ui-workers")
