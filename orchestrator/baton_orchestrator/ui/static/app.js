@@ -148,12 +148,28 @@
       closeModal();
     }
   });
-  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeModal(); });
+  let opener = null; // the button that opened the confirmation gets the focus back when it closes
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') return closeModal();
+    const buttons = [...document.querySelectorAll('#modal button')];
+    if (e.key !== 'Tab' || !buttons.length) return;
+    const i = buttons.indexOf(document.activeElement); // keep the focus inside the open dialog
+    e.preventDefault();
+    buttons[(i + (e.shiftKey ? buttons.length - 1 : 1)) % buttons.length].focus();
+  });
+  document.addEventListener('htmx:beforeRequest', (e) => {
+    if (e.detail.target && e.detail.target.id === 'modal') opener = e.detail.elt;
+  });
   document.addEventListener('htmx:afterSwap', (e) => {
     if (e.detail.target.id === 'modal') { const f = e.detail.target.querySelector('[autofocus], button'); if (f) f.focus(); }
   });
 
-  function closeModal() { document.getElementById('modal').innerHTML = ''; }
+  function closeModal() {
+    const modal = document.getElementById('modal');
+    if (!modal.firstChild) return;
+    modal.replaceChildren();
+    if (opener && document.contains(opener)) opener.focus();
+  }
 
   async function guarded(fn) {
     try { await fn(); } catch (ex) { if (ex.message !== 'unauthorised') toast(ex.message, true); }

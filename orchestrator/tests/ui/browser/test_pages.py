@@ -117,6 +117,13 @@ def test_bulk_cancel_touches_exactly_the_filtered_running_runs(page: Page, stack
     dialog = page.get_by_role("alertdialog")
     expect(dialog).to_contain_text("Cancel 3 runs?")
     shot(page, "ui-bulk-confirm")
+    expect(dialog.get_by_role("button", name="Cancel 3")).to_be_focused()
+    page.keyboard.press("Tab")  # the focus stays in the dialog; Escape closes it and returns the focus
+    expect(dialog.get_by_role("button", name="Back")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.get_by_role("button", name="Cancel filtered runs…")).to_be_focused()
+    page.keyboard.press("Enter")
     dialog.get_by_role("button", name="Cancel 3").click()
     expect(page.locator(".toast")).to_contain_text("Done: 3 of 3")
     # The rows turn CANCELLED through the live feed, without a reload.
