@@ -244,6 +244,8 @@ class RunFilter:
 
     def where(self, with_status: bool = True) -> tuple[str, dict[str, Any]]:
         where, params = ["TRUE"], dict[str, Any]()
+        if not _searchable(self.workflow_id, self.q):
+            return "FALSE", params  # no run has such a name or key (and PostgreSQL text refuses NUL)
         if self.workflow_id:
             where.append("workflow_id = :f_wf")
             params["f_wf"] = self.workflow_id
@@ -320,6 +322,11 @@ async def run_ids(db: AsyncEngine, f: RunFilter, statuses: tuple[str, ...], limi
         return list(rows.scalars().all())
 
 
+def _searchable(name: str | None, other: str | None) -> bool:
+    """A filter that can match at all: names follow NAME_RE, keys and names never hold NUL."""
+    return (not name or bool(NAME_RE.match(name))) and "\x00" not in (other or "")
+
+
 DEAD_LETTER_REASONS = ("retries_exhausted", "non_retryable", "timeout", "payload_too_large", "invalid_result")
 
 
@@ -334,6 +341,8 @@ class DeadLetterFilter:
 
     def where(self) -> tuple[str, dict[str, Any]]:
         where, params = ["d.status = 'OPEN'"], dict[str, Any]()
+        if not _searchable(self.workflow_id, self.action):
+            return "FALSE", params
         for column, value in (
             ("d.action", self.action),
             ("d.reason", self.reason),

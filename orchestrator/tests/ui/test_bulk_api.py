@@ -148,3 +148,16 @@ async def test_with_api_keys_the_dashboard_serves_data_only_with_a_valid_bearer_
     assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
     assert "default-src 'self'" in docs.headers["content-security-policy"]
     assert (await client.http.get("/docs-assets/redoc.standalone.js")).status_code == 200
+
+
+async def test_filters_no_run_can_match_answer_with_nothing_not_a_server_error(client):
+    await client.define({"id": "odd", "steps": [{"action": "nobody.home"}]})
+    await _run_ids(client, "odd", 1)
+    for params in ({"q": "a\x00b"}, {"workflow_id": "o\x00dd"}, {"workflow_id": "no such id!"}):
+        resp = await client.http.post("/workflow/runs/cancel", params=params)
+        assert resp.status_code == 200 and resp.json()["matched"] == 0, (params, resp.text)
+        page = await client.http.get("/ui/", params=params, headers={"HX-Request": "true"})
+        assert page.status_code == 200 and "No runs match" in page.text, params
+    for params in ({"action": "x\x00"}, {"workflow_id": "\x00"}, {"run_id": "\x00"}):
+        assert (await client.http.post("/dlq/discard", params=params)).json()["matched"] == 0, params
+        assert (await client.http.get("/ui/dlq", params=params, headers={"HX-Request": "true"})).status_code == 200
