@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from .. import service
 from ..api.deps import CoreDep, require_api_key
 from ..core import Core, ServiceError
+from ..definitions import NAME_RE
 from ..store import queries
 from . import backlog, views
 from .render import render
@@ -179,6 +180,8 @@ async def workflows_page(request: Request, core: CoreDep) -> Response:
 async def workflow_page(request: Request, core: CoreDep, workflow_id: str, version: int | None = None) -> Response:
     if shell := await _page(request):
         return shell
+    if not NAME_RE.match(workflow_id):  # not a name any workflow can have (PostgreSQL text refuses NUL)
+        raise ServiceError(404, "workflow_not_found", f"workflow {workflow_id!r} does not exist")
     wf = await queries.get_workflow(core.db, workflow_id, version)
     shown = {k: v for k, v in wf.items() if not k.startswith("_")}
     return render(

@@ -161,3 +161,4 @@ async def test_filters_no_run_can_match_answer_with_nothing_not_a_server_error(c
     for params in ({"action": "x\x00"}, {"workflow_id": "\x00"}, {"run_id": "\x00"}):
         assert (await client.http.post("/dlq/discard", params=params)).json()["matched"] == 0, params
         assert (await client.http.get("/ui/dlq", params=params, headers={"HX-Request": "true"})).status_code == 200
+    assert (await client.http.get("/ui/workflows/o%00dd", headers={"HX-Request": "true"})).status_code == 404
