@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suites need and pip/npm/Maven cannot bring: Redis and PostgreSQL (the native
-# stack) and Debian's docker-compose (validates docker-compose.yml without an engine). Run by `make setup`:
+# stack), Debian's docker-compose (validates docker-compose.yml without an engine) and Debian's chromium
+# (the dashboard's browser tests drive it with Playwright; Playwright's own browser download is never used). Run by `make setup`:
 # installs what is missing when root with apt, otherwise names the command to run. A no-op when all exist.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -54,7 +54,7 @@ cmd_start() {
 cmd_demo() {
   cmd_start
   .venv/bin/baton apply examples/workflows/my-first-workflow.yaml examples/workflows/polyglot-demo.yaml
-  log "running the polyglot demo (Python -> Node || Java -> Python) ..."
+  log "running the polyglot demo (Python -> Node || Java -> Python); follow it live at $BATON_API_URL/ui/ ..."
   .venv/bin/baton trigger polyglot-demo --input "$(cat examples/workflows/demo-input.json)" --wait 120
   log "open the API docs at $BATON_API_URL/docs; see workers at $BATON_API_URL/workers"
 }

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from . import __version__
+from . import __version__, ui
 from .api import errors, ops, routes
 from .bus import kafka
 from .core import Core
@@ -152,12 +152,16 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONResponse,
         description="Kafka-backed polyglot job broker: define workflows, trigger runs, inspect them.",
+        docs_url=None,  # served by ui.install_docs from local assets (FastAPI's default uses a CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_payload_bytes)
     app.add_middleware(errors.OptionalTrailingSlash)
     app.include_router(ops.router)
+    ui.install_docs(app)
     if role != "engine":
         app.include_router(routes.router)
+        ui.install(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -432,3 +433,43 @@ async def wait_for_run(core: Core, run_id: str, wait: float, changed_from: str |
                     left = deadline - time.monotonic()
     except TooManyWaiters as exc:
         raise ServiceError(503, "too_many_waiters", f"{exc}; retry, or wait with a shorter ?wait") from None
+
+
+# ----------------------------------------------------------------- bulk actions on a filtered set
+BULK_LIMIT = 1000  # most runs or dead letters one bulk call touches; the answer says how many matched
+CANCELLABLE, RETRYABLE = ("PENDING", "RUNNING"), ("FAILED",)
+
+
+async def _each(ids: list[Any], one: Callable[[Any], Awaitable[Any]]) -> dict[str, Any]:
+    # One transaction per item, through the same function as the single-item endpoint: a run that
+    # changed state since it was listed (finished, already cancelled) is skipped and reported, not an error.
+    done, skipped = [], []
+    for item in ids:
+        try:
+            await one(item)
+            done.append(item)
+        except ServiceError as exc:
+            if exc.status not in (404, 409):
+                raise
+            skipped.append({"id": item, "code": exc.code})
+    return {"matched": len(ids), "done": len(done), "ids": done, "skipped": skipped}
+
+
+async def cancel_runs(core: Core, f: queries.RunFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
+    ids = await queries.run_ids(core.db, f, CANCELLABLE, limit)
+    return await _each(ids, lambda run_id: cancel(core, run_id))
+
+
+async def retry_runs(core: Core, f: queries.RunFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
+    ids = await queries.run_ids(core.db, f, RETRYABLE, limit)
+    return await _each(ids, lambda run_id: retry_run(core, run_id))
+
+
+async def redrive_dead_letters(core: Core, f: queries.DeadLetterFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
+    ids = await queries.dead_letter_ids(core.db, f, limit)
+    return await _each(ids, lambda dl_id: redrive(core, dl_id, None, False))
+
+
+async def discard_dead_letters(core: Core, f: queries.DeadLetterFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
+    ids = await queries.dead_letter_ids(core.db, f, limit)
+    return await _each(ids, lambda dl_id: discard(core, dl_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -11,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import service
 from ..bus.values import check_value
+from ..core import ServiceError
 from ..definitions import WorkflowSpec
 from ..store import queries
+from ..ui import backlog
 from .deps import CoreDep, require_api_key
 from .errors import ERROR_RESPONSES
 
@@ -171,3 +174,64 @@ async def discard(core: CoreDep, dead_letter_id: int) -> Response:
 @router.get("/workers", tags=["workers"], summary="Workers seen in the last 15 s")
 async def workers(core: CoreDep) -> dict[str, Any]:
     return await service.workers(core)
+
+
+# ----------------------------------------------------------------- counts, backlog and bulk actions
+def run_filter(
+    workflow_id: str | None = None,
+    status: RunStatus | None = None,
+    created_after: Annotated[datetime | None, Query(description="Runs created at or after (ISO 8601)")] = None,
+    created_before: Annotated[datetime | None, Query(description="Runs created before (ISO 8601)")] = None,
+    q: Annotated[str | None, Query(max_length=255, description="A run id or an idempotency key")] = None,
+) -> queries.RunFilter:
+    return queries.RunFilter(workflow_id, status, created_after, created_before, q)
+
+
+DeadLetterReason = Literal["retries_exhausted", "non_retryable", "timeout", "payload_too_large", "invalid_result"]
+
+
+def dead_letter_filter(
+    action: str | None = None,
+    reason: DeadLetterReason | None = None,
+    workflow_id: str | None = None,
+    run_id: str | None = None,
+) -> queries.DeadLetterFilter:
+    return queries.DeadLetterFilter(action, reason, workflow_id, run_id)
+
+
+RunFilterDep = Annotated[queries.RunFilter, Depends(run_filter)]
+DeadLetterFilterDep = Annotated[queries.DeadLetterFilter, Depends(dead_letter_filter)]
+
+
+@router.get("/workflow/runs/counts", tags=["runs"], summary="Runs per status (the filter's status ignored)")
+async def run_counts(core: CoreDep, f: RunFilterDep) -> dict[str, int]:
+    return await queries.run_counts(core.db, f)
+
+
+@router.post("/workflow/runs/cancel", tags=["runs"], summary="Cancel every PENDING/RUNNING run the filter matches")
+async def cancel_runs(core: CoreDep, f: RunFilterDep) -> dict[str, Any]:
+    return await service.cancel_runs(core, f)
+
+
+@router.post("/workflow/runs/retry", tags=["runs"], summary="Retry every FAILED run the filter matches")
+async def retry_runs(core: CoreDep, f: RunFilterDep) -> dict[str, Any]:
+    return await service.retry_runs(core, f)
+
+
+@router.post("/dlq/redrive", tags=["dead letters"], summary="Redrive every open dead letter the filter matches")
+async def redrive_dead_letters(core: CoreDep, f: DeadLetterFilterDep) -> dict[str, Any]:
+    return await service.redrive_dead_letters(core, f)
+
+
+@router.post("/dlq/discard", tags=["dead letters"], summary="Discard every open dead letter the filter matches")
+async def discard_dead_letters(core: CoreDep, f: DeadLetterFilterDep) -> dict[str, Any]:
+    return await service.discard_dead_letters(core, f)
+
+
+@router.get("/workers/backlog", tags=["workers"], summary="Per action: workers present and consumer lag")
+async def workers_backlog(core: CoreDep) -> dict[str, Any]:
+    try:
+        present = (await service.workers(core))["items"]
+    except ServiceError:
+        present = []  # Redis down: the lag is still worth showing
+    return await backlog.backlog(core, present)
