@@ -109,7 +109,7 @@ async def run_detail(request: Request, core: CoreDep, run_id: str) -> Response:
 
 
 async def _run_context(core: Core, run_id: str) -> dict[str, Any]:
-    run = await queries.get_run(core.db, run_id)
+    run = await queries.get_run(core.pool, run_id)
     wf = await queries.get_workflow(core.db, run["workflow_id"], run["workflow_version"])
     status = {s["name"]: s["status"] for s in run["steps"]}
     return {"run": run, "dag": views.dag(wf["steps"], status)}
