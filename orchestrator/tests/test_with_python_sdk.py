@@ -15,7 +15,7 @@ def sdk_worker(settings, **handlers) -> Worker:
         group_id=f"{settings.topic_prefix}sdk",
         concurrency=4,
         topic_prefix=settings.topic_prefix,
-        settings=WorkerSettings.from_env(heartbeat_interval=0.5),
+        settings=WorkerSettings.from_env(presence_interval=0.5),
     )
     for action, fn in handlers.items():
         worker.register(action.replace("_", "."), fn)

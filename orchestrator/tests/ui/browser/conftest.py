@@ -93,7 +93,7 @@ class Server:
                     group_id=self.worker_group,
                     concurrency=4,
                     topic_prefix=self.settings.topic_prefix,
-                    settings=WorkerSettings.from_env(heartbeat_interval=0.5),
+                    settings=WorkerSettings.from_env(presence_interval=0.5),
                 )
                 for action, fn in {"ui.echo": echo, "ui.picky": picky, "ui.crash": crash}.items():
                     worker.register(action, fn)
