@@ -86,6 +86,8 @@ class RunFeed:
                 self._by_run.pop(run_id, None)
 
     def _deliver(self, payload: str) -> None:
+        if not self._count:  # the common case: nobody is waiting or watching
+            return
         for line in payload.split("\n"):
             run_id, _, rest = line.partition(" ")
             kind, _, step = rest.partition(" ")
