@@ -316,3 +316,20 @@ async def test_a_template_may_read_any_ancestor_when_it_is_reached_through_paren
     ]
     resp = await client.http.post("/workflow", json={"id": "anc", "steps": steps})
     assert resp.status_code == 201, resp.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/workflow/runs?workflow_id=%00"),
+        ("GET", "/workflow/%00"),
+        ("POST", "/workflow/a%00b/trigger"),
+        ("GET", "/dlq?workflow_id=%00"),
+        ("GET", "/workflow/runs?workflow_id=" + "x" * 5000),
+        ("POST", "/workflow/runs/cancel?workflow_id=%00"),
+    ],
+)
+async def test_hostile_ids_in_paths_and_filters_are_422_when_sent(client, method, path):
+    resp = await client.http.request(method, path, json={})
+    assert resp.status_code == 422, (path, resp.status_code, resp.text[:200])
+    assert resp.json()["error"]["code"] == "validation_error"

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,6 +33,10 @@ Wait = Annotated[
         "at most BATON_MAX_WAIT_SECONDS (300).",
     ),
 ]
+# Ids as the definitions allow them: anything else (a NUL, 5,000 characters) is a clear 422, never a 500.
+_ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+WorkflowId = Annotated[str, Path(pattern=_ID_PATTERN, description="A workflow id")]
+WorkflowFilter = Annotated[str | None, Query(pattern=_ID_PATTERN, description="Only this workflow's")]
 IdemKey = Annotated[
     str | None,
     Header(
@@ -71,7 +75,7 @@ class RedriveRequest(TriggerRequest):
 )
 async def trigger(
     core: CoreDep,
-    workflow_id: str,
+    workflow_id: WorkflowId,
     idempotency_key: IdemKey = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
     wait: Wait = None,
@@ -99,7 +103,7 @@ async def list_workflows(core: CoreDep, limit: Limit = 50, cursor: Cursor = None
 @router.get("/workflow/runs", tags=["runs"], summary="List runs, newest first")
 async def list_runs(
     core: CoreDep,
-    workflow_id: str | None = None,
+    workflow_id: WorkflowFilter = None,
     status: RunStatus | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -137,7 +141,7 @@ async def retry_run(core: CoreDep, run_id: str) -> dict[str, Any]:
 
 @router.get("/workflow/{workflow_id}", tags=["workflows"], summary="A workflow definition")
 async def get_workflow(
-    core: CoreDep, workflow_id: str, version: Annotated[int | None, Query(ge=1)] = None
+    core: CoreDep, workflow_id: WorkflowId, version: Annotated[int | None, Query(ge=1)] = None
 ) -> dict[str, Any]:
     return await queries.get_workflow(core.db, workflow_id, version)
 
@@ -148,7 +152,7 @@ async def list_dlq(
     status: Literal["OPEN", "REDRIVEN", "DISCARDED"] = "OPEN",
     limit: Limit = 50,
     cursor: Cursor = None,
-    workflow_id: str | None = None,
+    workflow_id: WorkflowFilter = None,
 ) -> dict[str, Any]:
     return await queries.list_dead_letters(core.db, status, limit, cursor, workflow_id)
 
@@ -178,7 +182,7 @@ async def workers(core: CoreDep) -> dict[str, Any]:
 
 # ----------------------------------------------------------------- counts, backlog and bulk actions
 def run_filter(
-    workflow_id: str | None = None,
+    workflow_id: WorkflowFilter = None,
     status: RunStatus | None = None,
     created_after: Annotated[datetime | None, Query(description="Runs created at or after (ISO 8601)")] = None,
     created_before: Annotated[datetime | None, Query(description="Runs created before (ISO 8601)")] = None,
@@ -193,7 +197,7 @@ DeadLetterReason = Literal["retries_exhausted", "non_retryable", "timeout", "pay
 def dead_letter_filter(
     action: str | None = None,
     reason: DeadLetterReason | None = None,
-    workflow_id: str | None = None,
+    workflow_id: WorkflowFilter = None,
     run_id: str | None = None,
 ) -> queries.DeadLetterFilter:
     return queries.DeadLetterFilter(action, reason, workflow_id, run_id)
