@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from baton_orchestrator.api import schemas
 from baton_orchestrator.db import migrate
 
 from .conftest import RawWorker, make_settings
@@ -19,6 +20,7 @@ async def test_trigger_with_wait_answers_with_the_finished_run_when_it_completes
         assert resp.status_code == 201, resp.text
         run = resp.json()
         assert run["status"] == "COMPLETED" and run["output"] == "done x" and run["steps"][0]["attempts"]
+        schemas.Run.model_validate(run)  # the body PostgreSQL builds is the documented shape
         replay = await client.http.post(
             "/workflow/one/trigger?wait=20", json={"input": "y"}, headers={"Idempotency-Key": "k1"}
         )

@@ -16,8 +16,10 @@ from ..core import ServiceError
 from ..definitions import WorkflowSpec
 from ..store import queries
 from ..ui import backlog
+from . import schemas
 from .deps import CoreDep, require_api_key
 from .errors import ERROR_RESPONSES
+from .schemas import doc
 
 router = APIRouter(
     dependencies=[Depends(require_api_key)], default_response_class=JSONResponse, responses=ERROR_RESPONSES
@@ -71,7 +73,13 @@ class RedriveRequest(TriggerRequest):
     status_code=201,
     summary="Start a run (201 new, 200 idempotent replay)",
     response_model=None,
-    responses={200: {"description": "Idempotent replay: the run this key already started"}},
+    responses={
+        **doc(
+            schemas.TriggerResult, 201, "A new run (with ?wait=: the finished run, shaped as GET /workflow/run/{id})"
+        ),
+        **doc(schemas.TriggerResult, 200, "Idempotent replay: the run this key already started"),
+        **doc(schemas.Run, 202, "With ?wait=: the run as it stands when the wait ended"),
+    },
 )
 async def trigger(
     core: CoreDep,
@@ -90,17 +98,36 @@ async def trigger(
     return Response(orjson.dumps(payload), status, media_type="application/json")
 
 
-@router.post("/workflow", status_code=201, tags=["workflows"], summary="Define a workflow (new version)")
+@router.post(
+    "/workflow",
+    status_code=201,
+    tags=["workflows"],
+    summary="Define a workflow (new version)",
+    response_model=None,
+    responses=doc(schemas.Workflow, 201),
+)
 async def define_workflow(core: CoreDep, spec: WorkflowSpec) -> dict[str, Any]:
     return await service.define(core, spec)
 
 
-@router.get("/workflow", tags=["workflows"], summary="List workflows (latest versions)")
+@router.get(
+    "/workflow",
+    tags=["workflows"],
+    summary="List workflows (latest versions)",
+    response_model=None,
+    responses=doc(schemas.WorkflowPage),
+)
 async def list_workflows(core: CoreDep, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
     return await queries.list_workflows(core.db, limit, cursor)
 
 
-@router.get("/workflow/runs", tags=["runs"], summary="List runs, newest first")
+@router.get(
+    "/workflow/runs",
+    tags=["runs"],
+    summary="List runs, newest first",
+    response_model=None,
+    responses=doc(schemas.RunPage),
+)
 async def list_runs(
     core: CoreDep,
     workflow_id: WorkflowFilter = None,
@@ -111,7 +138,13 @@ async def list_runs(
     return await queries.list_runs(core.db, workflow_id, status, limit, cursor)
 
 
-@router.get("/workflow/run/{run_id}", tags=["runs"], summary="A run with every step and attempt", response_model=None)
+@router.get(
+    "/workflow/run/{run_id}",
+    tags=["runs"],
+    summary="A run with every step and attempt",
+    response_model=None,
+    responses=doc(schemas.Run),
+)
 async def get_run(
     core: CoreDep,
     run_id: str,
@@ -129,24 +162,44 @@ async def get_run(
     return Response(run.body, media_type="application/json")
 
 
-@router.post("/workflow/run/{run_id}/cancel", tags=["runs"], summary="Cancel a running run")
+@router.post(
+    "/workflow/run/{run_id}/cancel",
+    tags=["runs"],
+    summary="Cancel a running run",
+    response_model=None,
+    responses=doc(schemas.RunChange),
+)
 async def cancel_run(core: CoreDep, run_id: str) -> dict[str, Any]:
     return await service.cancel(core, run_id)
 
 
-@router.post("/workflow/run/{run_id}/retry", tags=["runs"], summary="Retry a FAILED run from its failed steps")
+@router.post(
+    "/workflow/run/{run_id}/retry",
+    tags=["runs"],
+    summary="Retry a FAILED run from its failed steps",
+    response_model=None,
+    responses=doc(schemas.RunChange),
+)
 async def retry_run(core: CoreDep, run_id: str) -> dict[str, Any]:
     return await service.retry_run(core, run_id)
 
 
-@router.get("/workflow/{workflow_id}", tags=["workflows"], summary="A workflow definition")
+@router.get(
+    "/workflow/{workflow_id}",
+    tags=["workflows"],
+    summary="A workflow definition",
+    response_model=None,
+    responses=doc(schemas.Workflow),
+)
 async def get_workflow(
     core: CoreDep, workflow_id: WorkflowId, version: Annotated[int | None, Query(ge=1)] = None
 ) -> dict[str, Any]:
     return await queries.get_workflow(core.db, workflow_id, version)
 
 
-@router.get("/dlq", tags=["dead letters"], summary="Dead letters")
+@router.get(
+    "/dlq", tags=["dead letters"], summary="Dead letters", response_model=None, responses=doc(schemas.DeadLetterPage)
+)
 async def list_dlq(
     core: CoreDep,
     status: Literal["OPEN", "REDRIVEN", "DISCARDED"] = "OPEN",
@@ -161,6 +214,8 @@ async def list_dlq(
     "/dlq/{dead_letter_id}/redrive",
     tags=["dead letters"],
     summary="Re-open the step with a fresh attempt budget (optionally new input)",
+    response_model=None,
+    responses=doc(schemas.Redriven),
 )
 async def redrive(
     core: CoreDep, dead_letter_id: int, body: Annotated[RedriveRequest | None, Body()] = None
@@ -175,7 +230,13 @@ async def discard(core: CoreDep, dead_letter_id: int) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/workers", tags=["workers"], summary="Workers seen in the last 15 s")
+@router.get(
+    "/workers",
+    tags=["workers"],
+    summary="Workers seen in the last 15 s",
+    response_model=None,
+    responses=doc(schemas.Workers),
+)
 async def workers(core: CoreDep) -> dict[str, Any]:
     return await service.workers(core)
 
