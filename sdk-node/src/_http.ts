@@ -73,6 +73,9 @@ export class Transport {
       const response = await fetch(this.#url(request), this.#init(request, controller.signal))
       // Read whole even when unused: undici reuses a connection only once its body is consumed.
       const content = new Uint8Array(await response.arrayBuffer())
+      // undici frees the socket a turn after the body ends: a request sent sooner (the next page, the
+      // next long poll) would open a second connection (measured: 6 sequential calls used 2 sockets).
+      await new Promise((resolve) => setImmediate(resolve))
       return reply(response.status, response.statusText, content)
     } catch (err) {
       throw unreachable(where, limitMs, controller.signal, err)
