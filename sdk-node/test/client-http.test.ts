@@ -240,3 +240,14 @@ test('bad arguments reject before any request when given', async (t) => {
   for (const [call, name, message] of cases) await assert.rejects(call(), { name, message })
   assert.equal(stub.seen.length, 0)
 })
+
+test('a using declaration closes the client when its block ends', async (t) => {
+  const stub = await Stub.open(t)
+  let escaped: Client | undefined
+  {
+    using client = new Client({ baseUrl: stub.url })
+    escaped = client
+    assert.equal((await client.getRun('r1')).status, 'COMPLETED')
+  }
+  await assert.rejects(escaped.getRun('r1'), ApiConnectionError)
+})
