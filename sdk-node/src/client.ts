@@ -79,6 +79,7 @@ export class Client {
    */
   trigger (workflowId: string, input?: unknown, options?: TriggerOptions & { waitMs?: undefined }): Promise<TriggerResult>
   trigger (workflowId: string, input: unknown, options: TriggerOptions & { waitMs: number }): Promise<Run>
+  trigger (workflowId: string, input?: unknown, options?: TriggerOptions): Promise<TriggerResult | Run>
   async trigger (workflowId: string, input: unknown = null, options: TriggerOptions = {}): Promise<TriggerResult | Run> {
     const request: ApiRequest = { method: 'POST', path: `/workflow/${segment('workflow_id', workflowId)}/trigger`, body: { input } }
     const key = options.idempotencyKey

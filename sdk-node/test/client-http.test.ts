@@ -20,7 +20,8 @@ import {
   ServiceUnavailable,
   Unauthorized,
   ValidationFailed,
-  VERSION
+  VERSION,
+  type TriggerOptions
 } from '../src/index.js'
 
 interface Seen { method: string, url: string, headers: IncomingMessage['headers'], body: string, port: number }
@@ -114,7 +115,8 @@ test('requests carry the token, JSON bodies and the wait when sent', async (t) =
   const stub = await Stub.open(t)
   const client = new Client({ baseUrl: `${stub.url}/`, apiKey: 'k1' })
   stub.answer(200, { run_id: 'r', status: 'COMPLETED' })
-  await client.trigger('wf', undefined, { idempotencyKey: 'key-1', waitMs: 2500 })
+  const options: TriggerOptions = { idempotencyKey: 'key-1', waitMs: 2500 } // either answer type, by the type
+  await client.trigger('wf', undefined, options)
   await client.redrive(7)
   await client.redrive(8, null)
   stub.answer(200, { items: [], next_cursor: null })
