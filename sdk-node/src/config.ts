@@ -56,6 +56,22 @@ export interface WorkerConfig {
 
 type Env = Record<string, string | undefined>
 
+/** Options of `new Client()`. */
+export interface ClientOptions {
+  /** `http://` or `https://` URL of the Baton API. Env `BATON_API_URL`, default `http://127.0.0.1:8080`. */
+  baseUrl?: string
+  /** Sent as `Authorization: Bearer <key>`; `''` sends none even when the env var is set. Env `BATON_API_KEY`. */
+  apiKey?: string
+  /** Per request, in ms (a long poll gets its wait on top). Default 30 000. */
+  timeoutMs?: number
+}
+
+export interface ClientConfig {
+  baseUrl: string
+  apiKey: string | undefined
+  timeoutMs: number
+}
+
 const HOST_PORT = /^[^\s:,]+:\d{1,5}$/
 const PREFIX = /^[A-Za-z0-9._-]*$/
 const ACTION = /^[A-Za-z0-9._-]{1,200}$/
@@ -83,6 +99,26 @@ export function resolveConfig (options: WorkerOptions = {}, env: Env = process.e
       'max_abandoned must be a non-negative integer'),
     handleSignals: options.handleSignals ?? true
   }
+}
+
+const API_URL = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/
+const API_KEY = /^[\x21-\x7e]+$/ // a header value: a newline would split the request
+// setTimeout's largest delay; a longer one fires at once.
+const MAX_TIMER_MS = 2_147_483_647
+
+/** Explicit options, then `BATON_API_URL` / `BATON_API_KEY`, then the defaults (messages as the Python SDK's). */
+export function resolveClientConfig (options: ClientOptions = {}, env: Env = process.env): ClientConfig {
+  const url = options.baseUrl ?? (blank(env.BATON_API_URL) ? 'http://127.0.0.1:8080' : env.BATON_API_URL.trim())
+  if (typeof url !== 'string' || !API_URL.test(url)) throw new ConfigError('base_url must be an http:// or https:// URL')
+  const key = options.apiKey ?? env.BATON_API_KEY?.trim() ?? ''
+  if (typeof key !== 'string' || (key !== '' && !API_KEY.test(key))) {
+    throw new ConfigError('api_key must be printable ASCII without spaces')
+  }
+  const timeoutMs = options.timeoutMs ?? 30_000
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
+    throw new ConfigError('timeout must be a positive number of seconds')
+  }
+  return { baseUrl: url.replace(/\/+$/, ''), apiKey: key === '' ? undefined : key, timeoutMs }
 }
 
 /** Throws ConfigError with the contract's message when `action` is not a valid action name. */

@@ -3,6 +3,7 @@
  * `error.type` in a result, and the orchestrator's `non_retryable_errors` matches on it, so the
  * names are part of the wire contract: do not rename them.
  */
+import type { Run } from './api.js'
 
 export type ErrorCode =
   | 'BATON_NON_RETRYABLE'
@@ -12,6 +13,9 @@ export type ErrorCode =
   | 'BATON_CONFIG'
   | 'BATON_IDLE_TIMEOUT'
   | 'BATON_WORKER_STATE'
+  | 'BATON_API'
+  | 'BATON_API_CONNECTION'
+  | 'BATON_WAIT_TIMEOUT'
 
 export class BatonError extends Error {
   /** Whether the orchestrator may retry the step after this error. */
@@ -78,5 +82,70 @@ export class IdleTimeout extends BatonError {
 export class WorkerStateError extends BatonError {
   constructor (message: string) {
     super('BATON_WORKER_STATE', message, { retryable: false })
+  }
+}
+
+/**
+ * The Baton HTTP API answered with an error (or, for `ApiConnectionError` and `WaitTimeout`, did not
+ * answer in time). `status` is the HTTP status (`undefined` without an answer), `errorCode` the error
+ * envelope's `error.code` (e.g. `run_not_found`; `undefined` when the body was not an envelope),
+ * `message` the envelope's message (else the HTTP reason: never a response body or a stack trace),
+ * `details` the envelope's `details`. `code` stays the SDK's stable code, like every `BatonError`.
+ */
+export class ApiError extends BatonError {
+  readonly status: number | undefined
+  readonly errorCode: string | undefined
+  readonly details: unknown
+
+  constructor (message: string, options: ApiErrorOptions = {}, code: ErrorCode = 'BATON_API') {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.status = options.status
+    this.errorCode = options.errorCode
+    this.details = options.details
+  }
+}
+
+export interface ApiErrorOptions {
+  status?: number
+  errorCode?: string
+  details?: unknown
+  cause?: unknown
+}
+
+/** HTTP 400: the body is not valid JSON. */
+export class BadRequest extends ApiError {}
+
+/** HTTP 401: the server requires a bearer token (`apiKey` / `BATON_API_KEY`) and got none. */
+export class Unauthorized extends ApiError {}
+
+/** HTTP 403: the bearer token is not one of the server's `BATON_API_KEYS`. */
+export class Forbidden extends ApiError {}
+
+/** HTTP 404: unknown workflow, run or dead letter. */
+export class NotFound extends ApiError {}
+
+/** HTTP 409: an Idempotency-Key reused with another body, or a run / dead letter in the wrong state. */
+export class Conflict extends ApiError {}
+
+/** HTTP 413: the body, or the first job it would create, is over the server's payload limit. */
+export class RequestTooLarge extends ApiError {}
+
+/** HTTP 422: an invalid definition, input, id, wait or cursor; `details` says what. */
+export class ValidationFailed extends ApiError {}
+
+/** HTTP 503: a service the server needs is down, or it holds too many waiters; retry later. */
+export class ServiceUnavailable extends ApiError {}
+
+/** No answer from the API: unreachable, connection refused or dropped, no reply in time, client closed. */
+export class ApiConnectionError extends ApiError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options, 'BATON_API_CONNECTION')
+  }
+}
+
+/** `waitForRun()` ran out of time; `run` is the run as it stood at the last answer. */
+export class WaitTimeout extends ApiError {
+  constructor (message: string, readonly run: Run) {
+    super(message, {}, 'BATON_WAIT_TIMEOUT')
   }
 }
