@@ -22,7 +22,7 @@ MAX_STEPS = 1000
 MAX_DEPENDS_ON = 256
 MAX_ACTIONS = 100
 MAX_NON_RETRYABLE = 100
-RESERVED_WORKFLOW_IDS = {"run", "runs"}
+RESERVED_WORKFLOW_IDS = {"run", "runs", ".", ".."}  # "." and ".." do not survive URL normalisation
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -132,7 +132,7 @@ def normalise(spec: WorkflowSpec, default_timeout: float) -> dict[str, Any]:
     """Validate names and the graph; return the stored definition (explicit names and edges)."""
     if not NAME_RE.match(spec.id) or spec.id in RESERVED_WORKFLOW_IDS:
         raise DefinitionError(
-            f"invalid workflow id {spec.id!r}: use 1-200 of [A-Za-z0-9._-], not 'run' or 'runs'",
+            f"invalid workflow id {spec.id!r}: use 1-200 of [A-Za-z0-9._-], not 'run', 'runs', '.' or '..'",
             {"field": "id"},
         )
     steps = sorted(enumerate(spec.steps), key=lambda p: (p[1].step_index is None, p[1].step_index or 0, p[0]))
