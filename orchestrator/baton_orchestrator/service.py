@@ -7,9 +7,7 @@ those jobs once the commit is durable.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -24,8 +22,6 @@ from .engine.dispatch import add_events, queue_jobs
 from .engine.pg import Conn
 from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
-from .feed import TERMINAL_EVENTS, TooManyWaiters
-from .store import queries
 
 
 async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
@@ -401,75 +397,3 @@ async def workers(core: Core) -> dict[str, Any]:
         raise ServiceError(503, "redis_unavailable", "worker presence is kept in Redis, which is unavailable") from None
     items = sorted((orjson.loads(v) for v in values if v), key=lambda w: w.get("worker_id", ""))
     return {"items": items}
-
-
-TERMINAL_RUN = ("COMPLETED", "FAILED", "CANCELLED")
-_WAKES = TERMINAL_EVENTS | {"run_reopened"}
-
-
-async def wait_for_run(core: Core, run_id: str, wait: float, changed_from: str | None = None) -> queries.RunDetail:
-    """The run once it is terminal (or, with `changed_from`, once its version differs from that one), or
-    as it stands after `wait` seconds. Woken by the commits that change it (the run feed), not by
-    polling: one read now, one per relevant change."""
-    if not 0 <= wait <= core.settings.max_wait_seconds:
-        raise ServiceError(
-            422,
-            "invalid_wait",
-            f"wait must be between 0 and {core.settings.max_wait_seconds:g} seconds (BATON_MAX_WAIT_SECONDS)",
-        )
-    deadline = time.monotonic() + wait
-    try:
-        with core.feed.subscribe(run_id) as changes:  # before the first read: no change can slip between
-            while True:
-                run = await queries.run_detail(core.pool, run_id)
-                left = deadline - time.monotonic()
-                moved = changed_from is not None and run.version != changed_from
-                if moved or run.status in TERMINAL_RUN or left <= 0:
-                    return run
-                while left > 0:
-                    change = await changes.next(left)
-                    if change is None or changed_from is not None or change.type in _WAKES:
-                        break
-                    left = deadline - time.monotonic()
-    except TooManyWaiters as exc:
-        raise ServiceError(503, "too_many_waiters", f"{exc}; retry, or wait with a shorter ?wait") from None
-
-
-# ----------------------------------------------------------------- bulk actions on a filtered set
-BULK_LIMIT = 1000  # most runs or dead letters one bulk call touches; the answer says how many matched
-CANCELLABLE, RETRYABLE = ("PENDING", "RUNNING"), ("FAILED",)
-
-
-async def _each(ids: list[Any], one: Callable[[Any], Awaitable[Any]]) -> dict[str, Any]:
-    # One transaction per item, through the same function as the single-item endpoint: a run that
-    # changed state since it was listed (finished, already cancelled) is skipped and reported, not an error.
-    done, skipped = [], []
-    for item in ids:
-        try:
-            await one(item)
-            done.append(item)
-        except ServiceError as exc:
-            if exc.status not in (404, 409):
-                raise
-            skipped.append({"id": item, "code": exc.code})
-    return {"matched": len(ids), "done": len(done), "ids": done, "skipped": skipped}
-
-
-async def cancel_runs(core: Core, f: queries.RunFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
-    ids = await queries.run_ids(core.db, f, CANCELLABLE, limit)
-    return await _each(ids, lambda run_id: cancel(core, run_id))
-
-
-async def retry_runs(core: Core, f: queries.RunFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
-    ids = await queries.run_ids(core.db, f, RETRYABLE, limit)
-    return await _each(ids, lambda run_id: retry_run(core, run_id))
-
-
-async def redrive_dead_letters(core: Core, f: queries.DeadLetterFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
-    ids = await queries.dead_letter_ids(core.db, f, limit)
-    return await _each(ids, lambda dl_id: redrive(core, dl_id, None, False))
-
-
-async def discard_dead_letters(core: Core, f: queries.DeadLetterFilter, limit: int = BULK_LIMIT) -> dict[str, Any]:
-    ids = await queries.dead_letter_ids(core.db, f, limit)
-    return await _each(ids, lambda dl_id: discard(core, dl_id))

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .. import service
+from .. import bulk, service, waits
 from ..bus.values import check_value
 from ..core import ServiceError
 from ..definitions import WorkflowSpec
-from ..store import queries
+from ..store import filters, queries
 from ..ui import backlog
 from . import schemas
 from .deps import CoreDep, require_api_key
@@ -91,8 +91,8 @@ async def trigger(
     status, payload = await service.trigger(core, workflow_id, body.input if body else None, idempotency_key)
     if wait is not None:
         # Trigger-and-wait: the finished run (201/200), or 202 with the run as it stands when the wait ends.
-        run = await service.wait_for_run(core, payload["run_id"], wait)
-        done = run.status in service.TERMINAL_RUN
+        run = await waits.wait_for_run(core, payload["run_id"], wait)
+        done = run.status in waits.TERMINAL_RUN
         return Response(run.body, status if done else 202, media_type="application/json")
     # The body is built from plain JSON types: encoded once, without FastAPI's generic serialisation pass.
     return Response(orjson.dumps(payload), status, media_type="application/json")
@@ -156,7 +156,7 @@ async def get_run(
 ) -> Response:
     # The body is built by PostgreSQL in one statement and sent as it is (store/queries.py).
     if wait is not None:
-        run = await service.wait_for_run(core, run_id, wait, changed_from)
+        run = await waits.wait_for_run(core, run_id, wait, changed_from)
     else:
         run = await queries.run_detail(core.pool, run_id)
     return Response(run.body, media_type="application/json")
@@ -248,8 +248,8 @@ def run_filter(
     created_after: Annotated[datetime | None, Query(description="Runs created at or after (ISO 8601)")] = None,
     created_before: Annotated[datetime | None, Query(description="Runs created before (ISO 8601)")] = None,
     q: Annotated[str | None, Query(max_length=255, description="A run id or an idempotency key")] = None,
-) -> queries.RunFilter:
-    return queries.RunFilter(workflow_id, status, created_after, created_before, q)
+) -> filters.RunFilter:
+    return filters.RunFilter(workflow_id, status, created_after, created_before, q)
 
 
 DeadLetterReason = Literal["retries_exhausted", "non_retryable", "timeout", "payload_too_large", "invalid_result"]
@@ -260,37 +260,37 @@ def dead_letter_filter(
     reason: DeadLetterReason | None = None,
     workflow_id: WorkflowFilter = None,
     run_id: str | None = None,
-) -> queries.DeadLetterFilter:
-    return queries.DeadLetterFilter(action, reason, workflow_id, run_id)
+) -> filters.DeadLetterFilter:
+    return filters.DeadLetterFilter(action, reason, workflow_id, run_id)
 
 
-RunFilterDep = Annotated[queries.RunFilter, Depends(run_filter)]
-DeadLetterFilterDep = Annotated[queries.DeadLetterFilter, Depends(dead_letter_filter)]
+RunFilterDep = Annotated[filters.RunFilter, Depends(run_filter)]
+DeadLetterFilterDep = Annotated[filters.DeadLetterFilter, Depends(dead_letter_filter)]
 
 
 @router.get("/workflow/runs/counts", tags=["runs"], summary="Runs per status (the filter's status ignored)")
 async def run_counts(core: CoreDep, f: RunFilterDep) -> dict[str, int]:
-    return await queries.run_counts(core.db, f)
+    return await filters.run_counts(core.db, f)
 
 
 @router.post("/workflow/runs/cancel", tags=["runs"], summary="Cancel every PENDING/RUNNING run the filter matches")
 async def cancel_runs(core: CoreDep, f: RunFilterDep) -> dict[str, Any]:
-    return await service.cancel_runs(core, f)
+    return await bulk.cancel_runs(core, f)
 
 
 @router.post("/workflow/runs/retry", tags=["runs"], summary="Retry every FAILED run the filter matches")
 async def retry_runs(core: CoreDep, f: RunFilterDep) -> dict[str, Any]:
-    return await service.retry_runs(core, f)
+    return await bulk.retry_runs(core, f)
 
 
 @router.post("/dlq/redrive", tags=["dead letters"], summary="Redrive every open dead letter the filter matches")
 async def redrive_dead_letters(core: CoreDep, f: DeadLetterFilterDep) -> dict[str, Any]:
-    return await service.redrive_dead_letters(core, f)
+    return await bulk.redrive_dead_letters(core, f)
 
 
 @router.post("/dlq/discard", tags=["dead letters"], summary="Discard every open dead letter the filter matches")
 async def discard_dead_letters(core: CoreDep, f: DeadLetterFilterDep) -> dict[str, Any]:
-    return await service.discard_dead_letters(core, f)
+    return await bulk.discard_dead_letters(core, f)
 
 
 @router.get("/workers/backlog", tags=["workers"], summary="Per action: workers present and consumer lag")

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ..core import Core
-from ..store import queries
+from ..store import filters
 
 CACHE_SECONDS = 2.0
 DEFAULT_GROUP = "workflow-workers"  # the SDKs' default group: who would consume an action nobody serves
@@ -27,7 +27,7 @@ async def backlog(core: Core, workers: list[dict[str, Any]]) -> dict[str, Any]:
     if cached and now - cached[0] < CACHE_SECONDS:
         return cached[1]
     previous = {i["action"]: i["lag"] for i in cached[1]["items"]} if cached else {}
-    by_action: dict[str, set[str]] = {a: set() for a in await queries.known_actions(core.db)}
+    by_action: dict[str, set[str]] = {a: set() for a in await filters.known_actions(core.db)}
     serving: dict[str, int] = {}
     for w in workers:
         for action in w.get("actions") or []:

@@ -10,11 +10,11 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from .. import service
+from .. import bulk, service
 from ..api.deps import CoreDep, require_api_key
 from ..core import Core, ServiceError
 from ..definitions import NAME_RE
-from ..store import queries
+from ..store import filters, queries
 from . import backlog, views
 from .render import render
 
@@ -38,7 +38,7 @@ def _params(request: Request, keys: tuple[str, ...]) -> dict[str, str]:
     return {k: v for k in keys if (v := request.query_params.get(k, "").strip())}
 
 
-def _run_filter(params: dict[str, str]) -> queries.RunFilter:
+def _run_filter(params: dict[str, str]) -> filters.RunFilter:
     try:
         return views.run_filter(params)
     except ValueError:
@@ -52,7 +52,7 @@ async def runs_page(request: Request, core: CoreDep) -> Response:
     params = _params(request, views.FILTER_KEYS)
     f = _run_filter(params)
     cursor = request.query_params.get("cursor") or None
-    page = await queries.list_runs_filtered(core.db, f, PAGE, cursor)
+    page = await filters.list_runs_filtered(core.db, f, PAGE, cursor)
     workflows = (await queries.list_workflows(core.db, 500, None))["items"]
     return render(
         request,
@@ -62,9 +62,9 @@ async def runs_page(request: Request, core: CoreDep) -> Response:
             "next_cursor": page["next_cursor"],
             "cursor": cursor,
             "filters": params,
-            "counts": await queries.run_counts(core.db, f),
+            "counts": await filters.run_counts(core.db, f),
             "workflows": [w["id"] for w in workflows],
-            "statuses": queries.RUN_STATUSES,
+            "statuses": filters.RUN_STATUSES,
         },
     )
 
@@ -73,14 +73,14 @@ async def runs_page(request: Request, core: CoreDep) -> Response:
 async def counts_fragment(request: Request, core: CoreDep) -> Response:
     await require_api_key(request)
     params = _params(request, views.FILTER_KEYS)
-    counts = await queries.run_counts(core.db, _run_filter(params))
+    counts = await filters.run_counts(core.db, _run_filter(params))
     return render(request, "counts.html", {"counts": counts, "filters": params})
 
 
 @router.get("/runs/{run_id}/row")
 async def run_row(request: Request, core: CoreDep, run_id: str) -> Response:
     await require_api_key(request)
-    return render(request, "run_row.html", {"run": await queries.get_run_summary(core.db, run_id)})
+    return render(request, "run_row.html", {"run": await filters.get_run_summary(core.db, run_id)})
 
 
 @router.get("/runs/confirm")
@@ -90,8 +90,8 @@ async def confirm_bulk(request: Request, core: CoreDep, action: str) -> Response
     if action not in ("cancel", "retry"):
         raise ServiceError(422, "invalid_action", "action must be cancel or retry")
     params = _params(request, views.FILTER_KEYS)
-    statuses = service.CANCELLABLE if action == "cancel" else service.RETRYABLE
-    ids = await queries.run_ids(core.db, _run_filter(params), statuses, service.BULK_LIMIT)
+    statuses = bulk.CANCELLABLE if action == "cancel" else bulk.RETRYABLE
+    ids = await filters.run_ids(core.db, _run_filter(params), statuses, bulk.BULK_LIMIT)
     return render(request, "confirm.html", {"action": action, "count": len(ids), "params": params, "kind": "runs"})
 
 
@@ -120,9 +120,9 @@ async def dlq_page(request: Request, core: CoreDep) -> Response:
     if shell := await _page(request):
         return shell
     params = _params(request, views.DLQ_FILTER_KEYS)
-    f = queries.DeadLetterFilter(**params)
+    f = filters.DeadLetterFilter(**params)
     cursor = request.query_params.get("cursor") or None
-    page = await queries.list_open_dead_letters(core.db, f, PAGE, cursor)
+    page = await filters.list_open_dead_letters(core.db, f, PAGE, cursor)
     return render(
         request,
         "dlq.html",
@@ -130,7 +130,7 @@ async def dlq_page(request: Request, core: CoreDep) -> Response:
             "items": page["items"],
             "next_cursor": page["next_cursor"],
             "filters": params,
-            "reasons": queries.DEAD_LETTER_REASONS,
+            "reasons": filters.DEAD_LETTER_REASONS,
         },
     )
 
@@ -141,7 +141,7 @@ async def confirm_dlq(request: Request, core: CoreDep, action: str) -> Response:
     if action not in ("redrive", "discard"):
         raise ServiceError(422, "invalid_action", "action must be redrive or discard")
     params = _params(request, views.DLQ_FILTER_KEYS)
-    ids = await queries.dead_letter_ids(core.db, queries.DeadLetterFilter(**params), service.BULK_LIMIT)
+    ids = await filters.dead_letter_ids(core.db, filters.DeadLetterFilter(**params), bulk.BULK_LIMIT)
     return render(request, "confirm.html", {"action": action, "count": len(ids), "params": params, "kind": "dlq"})
 
 
@@ -190,7 +190,7 @@ async def workflow_page(request: Request, core: CoreDep, workflow_id: str, versi
         {
             "wf": wf,
             "yaml": yaml.safe_dump(shown, sort_keys=False, allow_unicode=True),
-            "versions": await queries.workflow_versions(core.db, workflow_id),
+            "versions": await filters.workflow_versions(core.db, workflow_id),
             "dag": views.dag(wf["steps"]),
         },
     )

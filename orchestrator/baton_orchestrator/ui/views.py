@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..store.queries import RUN_STATUSES, RunFilter
+from ..store.filters import RUN_STATUSES, RunFilter
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 170, 46, 60, 22, 12
 
