@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -114,13 +115,56 @@ async def test_duplicates_start_one_run_per_key_and_bad_records_go_to_the_dlt_wh
     assert {dict(r.headers)["kafka_dlt-original-topic"] for r in dead} == {topic.encode()}
 
     async def committed_to_the_end() -> bool:
-        probe = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers, group_id=group)
-        await probe.start()
-        try:
-            return await probe.committed(TopicPartition(topic, 0)) == len(records)
-        finally:
-            await probe.stop()
+        return await committed(s, group, topic) == len(records)
 
     await eventually(committed_to_the_end, timeout=15)
     assert (await client.http.delete("/triggers/kafka/o")).status_code == 204
     assert (await client.http.get("/triggers/kafka/o")).status_code == 404
+
+
+async def test_offsets_stay_uncommitted_until_the_run_is_durable_when_postgresql_refuses_it(
+    start_app, services, unique, caplog
+):
+    s = make_settings(services, unique, kafka_trigger_poll_seconds=0.2)
+    client = await start_app(s=s)
+    await client.define(ONE)
+    topic, group = f"{s.topic_prefix}late", f"t-{unique}-late"
+    await client.app.state.core.topics.ensure([topic])
+    # The runs table is away (this test's own schema): every trigger fails like a PostgreSQL outage would.
+    await sql(s, "ALTER TABLE runs RENAME TO runs_away")
+    body = {"id": "late", "workflow_id": "orders", "topic": topic, "group_id": group, "start_from": "earliest"}
+    assert (await client.http.post("/triggers/kafka", json=body)).status_code == 201
+    await produce(s.kafka_bootstrap_servers, topic, [(b"k-1", b'{"n": 1}')])
+
+    async def crashed() -> bool:
+        return any("Kafka trigger late crashed" in r.getMessage() for r in caplog.records)
+
+    await eventually(crashed, timeout=20)
+    assert await committed(s, group, topic) is None
+    await sql(s, "ALTER TABLE runs_away RENAME TO runs")
+
+    async def one_run() -> bool:
+        return await runs_by_key(s) == {"k-1": 1}
+
+    await eventually(one_run, timeout=20)  # redelivered to the restarted consumer
+
+    async def committed_after_the_run() -> bool:
+        return await committed(s, group, topic) == 1
+
+    await eventually(committed_after_the_run, timeout=15)
+
+
+async def sql(s: Any, statement: str) -> None:
+    async with await psycopg.AsyncConnection.connect(s.database_url, autocommit=True) as conn:
+        await conn.execute(f'SET search_path = "{s.database_schema}"')
+        await conn.execute(statement)
+
+
+async def committed(s: Any, group: str, topic: str) -> int | None:
+    probe = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers, group_id=group)
+    await probe.start()
+    try:
+        offset: int | None = await probe.committed(TopicPartition(topic, 0))
+        return offset
+    finally:
+        await probe.stop()

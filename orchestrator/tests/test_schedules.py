@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -162,7 +163,8 @@ async def runs_by_key(settings: Any) -> dict[str, str]:
         return {k: n for k, n in await cur.fetchall()}
 
 
-async def test_the_scheduler_catches_up_and_replays_when_driven_by_an_injected_clock(start_app, settings):
+async def test_the_scheduler_catches_up_and_replays_when_driven_by_an_injected_clock(start_app, settings, caplog):
+    caplog.set_level(logging.INFO, logger="baton.scheduler")
     api = await start_app(role="api")  # no engine: only this test's loop fires
     await api.define(ONE)
     core = api.app.state.core
@@ -179,11 +181,13 @@ async def test_the_scheduler_catches_up_and_replays_when_driven_by_an_injected_c
         await conn.exec_driver_sql("UPDATE schedules SET next_fire_at = %s", (T0 + timedelta(minutes=1),))
     assert await loop.sweep() == 1
     assert await runs_by_key(settings) == dict.fromkeys(keys, 1)
+    assert sum("replayed run" in r.getMessage() for r in caplog.records) == 3
     detail = (await api.http.get("/schedules/tick")).json()
     assert detail["next_fire_at"] == "2026-06-01T12:04:00.000Z" and detail["last_error"] is None
 
 
-async def test_two_engine_replicas_never_fire_a_slot_twice_when_a_1s_schedule_runs(start_app, services, unique):
+async def test_two_engine_replicas_never_fire_a_slot_twice_when_a_1s_schedule_runs(start_app, services, unique, caplog):
+    caplog.set_level(logging.INFO, logger="baton.scheduler")
     s = make_settings(services, unique, schedule_interval_seconds=0.05)
     await asyncio.to_thread(migrate, s)
     api = await start_app(role="api", s=s)
@@ -204,6 +208,6 @@ async def test_two_engine_replicas_never_fire_a_slot_twice_when_a_1s_schedule_ru
     slots = sorted(datetime.fromisoformat(k.split(":", 2)[2].replace("Z", "+00:00")) for k in keys)
     assert all(n == 1 for n in keys.values())
     assert [b - a for a, b in pairwise(slots)] == [timedelta(seconds=1)] * (len(slots) - 1)
-    # No replica even tried a slot the other had fired: every trigger created a run (no replays).
-    fired = sum(e.app.state.core.metrics.runs_triggered._value.get() for e in engines)
-    assert fired == len(keys)
+    # No replica even tried a slot the other had fired: a second try would be a replay, and is logged.
+    assert not [r for r in caplog.records if "replayed run" in r.getMessage()]
+    assert sum(e.app.state.core.metrics.runs_triggered._value.get() for e in engines) == len(keys)

@@ -71,13 +71,17 @@ class SchedulerLoop:
         run_id, fired, error = row.last_run_id, None, None
         for slot in plan.fire:
             try:
-                _, body = await service.trigger(self.core, row.workflow_id, row.spec["input"], slot_key(row.id, slot))
+                status, body = await service.trigger(
+                    self.core, row.workflow_id, row.spec["input"], slot_key(row.id, slot)
+                )
             except ServiceError as exc:
                 error = {"code": exc.code, "message": exc.message, "slot": iso_slot(slot)}
                 log.warning("schedule %s: slot %s not fired: %s", row.id, iso_slot(slot), exc.message)
                 if exc.status >= 500:  # transient: the row stays as it was; the next pass replays what fired
                     return
                 continue
+            if status == 200:  # normal only after a crash or a failed pass: the slot's run already existed
+                log.info("schedule %s: slot %s replayed run %s", row.id, iso_slot(slot), body["run_id"])
             run_id, fired = body["run_id"], now
         await conn.execute(
             _ADVANCE,
