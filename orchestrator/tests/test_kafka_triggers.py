@@ -9,6 +9,7 @@ import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from baton_orchestrator.triggers import Accepted, Rejected, read_record
 
@@ -168,3 +169,32 @@ async def committed(s: Any, group: str, topic: str) -> int | None:
         return offset
     finally:
         await probe.stop()
+
+
+async def test_a_deleted_trigger_stops_consuming_when_the_engine_polls_definitions(start_app, services, unique):
+    s = make_settings(services, unique, kafka_trigger_poll_seconds=0.2)
+    client = await start_app(s=s)
+    await client.define(ONE)
+    topic, group = f"{s.topic_prefix}gone", f"t-{unique}-gone"
+    body = {"id": "gone", "workflow_id": "orders", "topic": topic, "group_id": group, "start_from": "earliest"}
+    assert (await client.http.post("/triggers/kafka", json=body)).status_code == 201
+    assert [t["id"] for t in (await client.http.get("/triggers/kafka")).json()["items"]] == ["gone"]
+    assert (await client.http.post("/triggers/kafka", json=body)).status_code == 409
+
+    async def state_is(wanted: str) -> bool:
+        return await group_state(s.kafka_bootstrap_servers, group) == wanted
+
+    await eventually(lambda: state_is("Stable"), timeout=20)
+    assert (await client.http.delete("/triggers/kafka/gone")).status_code == 204
+    await eventually(lambda: state_is("Empty"), timeout=20)
+
+
+async def group_state(bootstrap: str, group: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_consumer_groups([group])
+        state: str = described[0].groups[0][2]
+        return state
+    finally:
+        await admin.close()

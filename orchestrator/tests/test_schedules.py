@@ -211,3 +211,27 @@ async def test_two_engine_replicas_never_fire_a_slot_twice_when_a_1s_schedule_ru
     # No replica even tried a slot the other had fired: a second try would be a replay, and is logged.
     assert not [r for r in caplog.records if "replayed run" in r.getMessage()]
     assert sum(e.app.state.core.metrics.runs_triggered._value.get() for e in engines) == len(keys)
+
+
+async def test_overlap_waits_for_the_last_run_when_it_is_still_running(start_app, settings):
+    api = await start_app(role="api")  # no worker and no engine: a fired run stays RUNNING
+    await api.define(ONE)
+    core = api.app.state.core
+    for sid, overlap in (("skipper", "skip"), ("queuer", "queue")):
+        spec = ScheduleSpec(id=sid, workflow_id="one", interval_seconds=60, overlap=overlap)
+        await automations.create_schedule(core, spec, now=T0)
+    clock = [T0 + timedelta(seconds=61)]
+    loop = SchedulerLoop(core, clock=lambda: clock[0])
+    await loop.sweep()
+    first = {sid: f"schedule:{sid}:2026-06-01T12:01:00Z" for sid in ("skipper", "queuer")}
+    assert await runs_by_key(settings) == dict.fromkeys(first.values(), 1)
+    clock[0] = T0 + timedelta(seconds=121)  # both last runs still RUNNING
+    await loop.sweep()
+    assert await runs_by_key(settings) == dict.fromkeys(first.values(), 1)
+    assert (await api.http.get("/schedules/queuer")).json()["queued_slot"] == "2026-06-01T12:02:00.000Z"
+    for sid in first:
+        last = (await api.http.get(f"/schedules/{sid}")).json()["last_run_id"]
+        assert (await api.http.post(f"/workflow/run/{last}/cancel")).status_code == 200
+    clock[0] = T0 + timedelta(seconds=150)  # not a slot: only the queued one fires
+    await loop.sweep()
+    assert set(await runs_by_key(settings)) == {*first.values(), "schedule:queuer:2026-06-01T12:02:00Z"}

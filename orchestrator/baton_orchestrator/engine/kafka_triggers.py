@@ -72,6 +72,14 @@ class TriggerConsumer:
         self.core, self.row = core, row
 
     async def run(self) -> None:
+        try:
+            await self._consume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Kafka trigger %s crashed; restarted at the next definitions poll", self.row.id)
+
+    async def _consume(self) -> None:
         s, row = self.core.settings, self.row
         await self.core.topics.ensure([row.topic, dlt_topic(row.topic)])
         consumer = AIOKafkaConsumer(
@@ -93,10 +101,6 @@ class TriggerConsumer:
                         await self._handle(record)
                 if polled:
                     await consumer.commit()  # every run of the batch is durable by now
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Kafka trigger %s crashed; restarted at the next definitions poll", row.id)
         finally:
             await consumer.stop()
 
