@@ -34,7 +34,7 @@ class ScheduleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=ACTION_PATTERN, description="Defaults to a generated id.")
-    workflow_id: str = Field(min_length=1, max_length=200)
+    workflow_id: str = Field(pattern=ACTION_PATTERN)
     cron: str | None = Field(None, max_length=200, description="Five-field cron, e.g. '0 9 * * MON-FRI'.")
     timezone: str = Field("UTC", max_length=100, description="IANA zone the cron is read in.")
     interval_seconds: int | None = Field(None, ge=1, le=366 * 86_400, description="Fixed interval instead of cron.")

@@ -26,7 +26,7 @@ class KafkaTriggerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=ACTION_PATTERN, description="Defaults to a generated id.")
-    workflow_id: str = Field(min_length=1, max_length=200)
+    workflow_id: str = Field(pattern=ACTION_PATTERN)
     topic: str = Field(pattern=TOPIC_PATTERN)
     key_path: str | None = Field(
         None, pattern=KEY_PATH_PATTERN, description="Idempotency-Key from the value, e.g. '$.order_id'."

@@ -151,6 +151,8 @@ async def test_a_schedule_lists_its_next_fire_times_and_pauses_when_asked(client
     assert resumed["paused"] is False and resumed["next_fire_at"] == got["next_fire_at"]
     assert [s["id"] for s in (await client.http.get("/schedules")).json()["items"]] == ["nightly"]
     assert (await client.http.delete("/schedules/nightly")).status_code == 204
+    for path in ("/schedules/a%00b", "/schedules?workflow_id=a%00b", "/triggers/kafka/a%00b"):
+        assert (await client.http.get(path)).status_code == 422, path
     missing = await client.http.get("/schedules/nightly")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "schedule_not_found"
 

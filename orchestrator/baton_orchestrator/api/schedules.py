@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from .. import automations
 from ..schedules import ScheduleSpec
+from ..settings import ACTION_PATTERN
 from ..triggers import KafkaTriggerSpec
 from .deps import CoreDep, require_api_key
 from .errors import ERROR_RESPONSES
+
+# Ids are [A-Za-z0-9._-]: anything else (a NUL, say) is a 422 here instead of a database error.
+ItemId = Annotated[str, Path(pattern=ACTION_PATTERN)]
+WorkflowFilter = Annotated[str | None, Query(pattern=ACTION_PATTERN)]
 
 router = APIRouter(
     dependencies=[Depends(require_api_key)], default_response_class=JSONResponse, responses=ERROR_RESPONSES
@@ -24,30 +29,30 @@ async def create_schedule(core: CoreDep, spec: ScheduleSpec) -> dict[str, Any]:
 
 
 @router.get("/schedules", tags=["schedules"], summary="List schedules")
-async def list_schedules(core: CoreDep, workflow_id: str | None = None) -> dict[str, Any]:
+async def list_schedules(core: CoreDep, workflow_id: WorkflowFilter = None) -> dict[str, Any]:
     return await automations.list_schedules(core, workflow_id)
 
 
 @router.get("/schedules/{schedule_id}", tags=["schedules"], summary="A schedule with its next fire times")
 async def get_schedule(
-    core: CoreDep, schedule_id: str, upcoming: Annotated[int, Query(ge=1, le=100, description="Fire times")] = 5
+    core: CoreDep, schedule_id: ItemId, upcoming: Annotated[int, Query(ge=1, le=100, description="Fire times")] = 5
 ) -> dict[str, Any]:
     return await automations.get_schedule(core, schedule_id, upcoming)
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204, tags=["schedules"], summary="Delete a schedule")
-async def delete_schedule(core: CoreDep, schedule_id: str) -> Response:
+async def delete_schedule(core: CoreDep, schedule_id: ItemId) -> Response:
     await automations.delete_schedule(core, schedule_id)
     return Response(status_code=204)
 
 
 @router.post("/schedules/{schedule_id}/pause", tags=["schedules"], summary="Pause a schedule")
-async def pause_schedule(core: CoreDep, schedule_id: str) -> dict[str, Any]:
+async def pause_schedule(core: CoreDep, schedule_id: ItemId) -> dict[str, Any]:
     return await automations.pause_schedule(core, schedule_id, paused=True)
 
 
 @router.post("/schedules/{schedule_id}/resume", tags=["schedules"], summary="Resume from the next future slot")
-async def resume_schedule(core: CoreDep, schedule_id: str) -> dict[str, Any]:
+async def resume_schedule(core: CoreDep, schedule_id: ItemId) -> dict[str, Any]:
     return await automations.pause_schedule(core, schedule_id, paused=False)
 
 
@@ -62,11 +67,11 @@ async def list_kafka_triggers(core: CoreDep) -> dict[str, Any]:
 
 
 @router.get("/triggers/kafka/{trigger_id}", tags=["triggers"], summary="A Kafka trigger")
-async def get_kafka_trigger(core: CoreDep, trigger_id: str) -> dict[str, Any]:
+async def get_kafka_trigger(core: CoreDep, trigger_id: ItemId) -> dict[str, Any]:
     return await automations.get_kafka_trigger(core, trigger_id)
 
 
 @router.delete("/triggers/kafka/{trigger_id}", status_code=204, tags=["triggers"], summary="Delete a Kafka trigger")
-async def delete_kafka_trigger(core: CoreDep, trigger_id: str) -> Response:
+async def delete_kafka_trigger(core: CoreDep, trigger_id: ItemId) -> Response:
     await automations.delete_kafka_trigger(core, trigger_id)
     return Response(status_code=204)
