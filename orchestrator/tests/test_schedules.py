@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import psycopg
 import pytest
 
@@ -19,6 +21,7 @@ from baton_orchestrator.engine.scheduler import SchedulerLoop
 from baton_orchestrator.schedules import ScheduleError, ScheduleSpec, State, Timing, normalise, slot_key, tick
 
 from .conftest import eventually, make_settings
+from .test_cli import baton, server  # noqa: F401 (server is a fixture)
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 ONE = {"id": "one", "steps": [{"name": "only", "action": "s.one"}]}
@@ -237,3 +240,30 @@ async def test_overlap_waits_for_the_last_run_when_it_is_still_running(start_app
     clock[0] = T0 + timedelta(seconds=150)  # not a slot: only the queued one fires
     await loop.sweep()
     assert set(await runs_by_key(settings)) == {*first.values(), "schedule:queuer:2026-06-01T12:02:00Z"}
+
+
+async def test_the_cli_applies_lists_pauses_and_removes_schedules_when_given_yaml(server, tmp_path):  # noqa: F811
+    async with httpx.AsyncClient(base_url=server) as http:
+        assert (await http.post("/workflow", json=ONE)).status_code == 201
+    (tmp_path / "s.yaml").write_text(
+        "id: hourly\nworkflow_id: one\ncron: '0 * * * *'\ntimezone: Asia/Tokyo\ninput: {a: 1}\n"
+        "---\nid: often\nworkflow_id: one\ninterval_seconds: 30\noverlap: allow\n"
+    )
+    code, out, err = await baton(server, "schedules", "apply", "-f", str(tmp_path / "s.yaml"))
+    assert code == 0 and "schedule hourly -> one" in out and "schedule often -> one" in out, (out, err)
+    code, out, _ = await baton(server, "schedules", "ls")
+    assert code == 0 and "0 * * * * (Asia/Tokyo)" in out and "every 30s" in out, out
+    code, out, _ = await baton(server, "schedules", "pause", "hourly")
+    assert code == 0 and "paused" in out
+    code, out, _ = await baton(server, "schedules", "ls", "-o", "json")
+    assert [s["paused"] for s in json.loads(out)] == [True, False]
+    code, out, _ = await baton(server, "schedules", "show", "hourly")
+    assert code == 0 and json.loads(out)["paused"] is True
+    code, out, _ = await baton(server, "schedules", "resume", "hourly")
+    assert code == 0 and "resumed" in out
+    code, _, err = await baton(server, "schedules", "apply", "-f", str(tmp_path / "s.yaml"))
+    assert code == 2 and "409" in err, err
+    code, out, _ = await baton(server, "schedules", "rm", "often")
+    assert code == 0 and "deleted" in out
+    code, _, err = await baton(server, "schedules", "show", "often")
+    assert code == 2 and "404" in err
