@@ -16,12 +16,14 @@ from sqlalchemy import text
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from . import __version__, ui
-from .api import errors, ops, routes
+from .api import errors, ops, routes, schedules
 from .bus import kafka
 from .core import Core
 from .db import create_engine
+from .engine.kafka_triggers import KafkaTriggersLoop
 from .engine.loops import PresenceLoop, RelayLoop, ResultsLoop, TimersLoop
 from .engine.pg import Pg
+from .engine.scheduler import SchedulerLoop
 from .metrics import Metrics
 from .settings import Settings
 
@@ -105,6 +107,9 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
         "timers": TimersLoop(s, pg_timers, core.publisher, core.applier, core.metrics).run,
         "relay": RelayLoop(s, pg_relay, core.producer, core.publisher, core.applier, core.metrics).run,
         "presence": PresenceLoop(s, presence, core.redis).run,
+        # Off the hot path: one query per pass for schedules, one per poll for trigger definitions.
+        "scheduler": SchedulerLoop(core).run,
+        "kafka-triggers": KafkaTriggersLoop(core).run,
     }
     return [asyncio.create_task(_supervise(name, run), name=f"baton-{name}") for name, run in loops.items()]
 
@@ -163,5 +168,6 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
     ui.install_docs(app)
     if role != "engine":
         app.include_router(routes.router)
+        app.include_router(schedules.router)
         ui.install(app)
     return app

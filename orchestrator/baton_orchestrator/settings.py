@@ -56,6 +56,15 @@ class Settings(BaseSettings):
         le=3600,
         description="An engine that applies no batch for this long leaves its group, then rejoins.",
     )
+    schedule_interval_seconds: float = Field(1.0, gt=0, description="How often due schedules are looked for.")
+    schedule_batch: int = Field(100, ge=1, description="Most schedules one scheduler pass fires.")
+    schedule_misfire_grace_seconds: float = Field(
+        60.0, ge=0, description="catch_up=skip still fires a slot this late (an engine restart is not downtime)."
+    )
+    kafka_trigger_poll_seconds: float = Field(
+        3.0, gt=0, description="How often engines re-read the Kafka trigger definitions."
+    )
+    kafka_trigger_batch: int = Field(100, ge=1, description="Most records a Kafka trigger turns into runs per commit.")
     auto_migrate: bool = Field(True, description="Run database migrations when `baton server` starts.")
     startup_timeout_seconds: float = Field(60.0, gt=0, description="How long start-up waits for PostgreSQL/Kafka.")
     api_keys: str = Field("", description="Comma-separated bearer tokens; when set, the API requires one.")

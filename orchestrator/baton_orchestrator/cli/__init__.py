@@ -14,6 +14,7 @@ import typer
 
 from .. import __version__
 from . import commands
+from . import schedules as automations
 from .api import ApiError
 from .commands import EXIT_ERROR
 from .render import errors
@@ -32,6 +33,8 @@ db = typer.Typer(help="Database tasks.", no_args_is_help=True)
 app.add_typer(commands.workflows, name="workflows")
 app.add_typer(commands.runs, name="runs")
 app.add_typer(commands.dlq, name="dlq")
+app.add_typer(automations.schedules, name="schedules")
+app.add_typer(automations.triggers, name="triggers")
 app.add_typer(db, name="db")
 app.command("trigger")(commands.trigger)
 app.command("workers")(commands.workers)
