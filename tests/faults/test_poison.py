@@ -147,9 +147,13 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_stream_keeps_flowing(sce
         jobs_dlt
     )
     assert by_origin(results_dlt) == Counter({f"{prefix}results": len(RESULT_POISON)}), by_origin(results_dlt)
+    # A result that names its attempt (ids fine, the rest not) is refused as invalid_result (its attempt
+    # fails at once); one that names nothing is undecodable.
+    identifiable = {RESULT_POISON["wrong_types"], RESULT_POISON["failed_without_error"]}
     for rec in jobs_dlt + results_dlt:
         headers = dict(rec.headers)
-        assert headers["baton-dlt-reason"] == b"undecodable", headers
+        expected = b"invalid_result" if rec.value in identifiable else b"undecodable"
+        assert headers["baton-dlt-reason"] == expected, headers
         assert headers["kafka_dlt-exception-message"], headers
     # Byte for byte: every poison value is in its DLT unchanged.
     assert Counter(r.value for r in jobs_dlt) == Counter(v for a in ACTIONS for v in JOB_POISON.values())

@@ -161,7 +161,11 @@ async def test_filters_no_run_can_match_answer_with_nothing_not_a_server_error(c
             assert resp.status_code == 200 and resp.json()["matched"] == 0, (params, resp.text)
         page = await client.http.get("/ui/", params=params, headers={"HX-Request": "true"})
         assert page.status_code == 200 and "No runs match" in page.text, params
-    for params in ({"action": "x\x00"}, {"workflow_id": "\x00"}, {"run_id": "\x00"}):
+    for params in ({"action": "x\x00"}, {"run_id": "\x00"}):
         assert (await client.http.post("/dlq/discard", params=params)).json()["matched"] == 0, params
         assert (await client.http.get("/ui/dlq", params=params, headers={"HX-Request": "true"})).status_code == 200
+    assert (await client.http.post("/dlq/discard", params={"workflow_id": "\x00"})).status_code == 422
+    assert (
+        await client.http.get("/ui/dlq", params={"workflow_id": "\x00"}, headers={"HX-Request": "true"})
+    ).status_code == 200
     assert (await client.http.get("/ui/workflows/o%00dd", headers={"HX-Request": "true"})).status_code == 404
