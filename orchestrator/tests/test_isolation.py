@@ -270,3 +270,48 @@ async def test_an_engine_dropped_from_its_group_rejoins_and_consumes_again(start
                 assert (await client.wait_run(run_id, timeout=30))["status"] == "COMPLETED"
     finally:
         Applier.apply = real_apply
+
+
+async def test_an_outbox_record_kafka_refuses_for_good_ends_its_step_instead_of_looping(
+    start_app, services, unique, monkeypatch
+):
+    """The relay's permanent-failure path: a job record larger than any request Kafka takes."""
+    import psycopg
+
+    from baton_orchestrator.db import migrate
+    from baton_orchestrator.engine.dispatch import Publisher
+
+    s = make_settings(services, unique, relay_grace_seconds=0.3)
+    await asyncio.to_thread(migrate, s)
+
+    async def held(self, msgs):  # the hot path leaves every row to the relay
+        return False
+
+    monkeypatch.setattr(Publisher, "publish", held)
+    client = await start_app(s=s)
+    await client.define(
+        {"id": "huge-job", "retry": {"max_retries": 3}, "steps": [{"name": "only", "action": "t.none"}]}
+    )
+    async with await psycopg.AsyncConnection.connect(services.database_url, autocommit=True) as conn:
+        await conn.execute(f'SET search_path TO "{s.database_schema}"')
+        # Hold the relay off the row until it is 3 MiB: beyond the producer's largest request (2 MiB).
+        async with conn.transaction():
+            run_id = (await client.trigger("huge-job", 1)).json()["run_id"]
+            await conn.execute(
+                "UPDATE outbox SET value = convert_to(repeat('x', 3145728), 'UTF8') WHERE ref LIKE 'job:%%'"
+            )
+
+        async def failed() -> dict | None:
+            run = await client.run(run_id)
+            return run if run["status"] == "FAILED" else None
+
+        run = await eventually(failed, 30)
+        step = run["steps"][0]
+        assert step["status"] == "DEAD_LETTERED" and step["error"]["type"] == "PayloadTooLarge", step
+        assert "refused the job" in step["error"]["message"], step["error"]
+        assert len(step["attempts"]) == 1  # given up at once: a retry could never be sent either
+
+        async def outbox_empty() -> bool:
+            return (await (await conn.execute("SELECT count(*) FROM outbox")).fetchone())[0] == 0
+
+        await eventually(outbox_empty, 20)

@@ -410,7 +410,7 @@ class RelayLoop:
                 refused = [(m, exc) for m, exc in failed if isinstance(exc, PERMANENT_SEND_ERRORS)]
                 done = [m.id for m in acked] + [m.id for m, _ in refused]
                 await conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (done,))
-                await _restart_deadlines(conn, [m for m in acked if refs[m.id].startswith("job:")])
+                await _restart_deadlines(conn, [refs[m.id][4:] for m in acked if refs[m.id].startswith("job:")])
                 applied = await self._refused(conn, refused, refs)
                 settled = len(done)
                 if acked:
@@ -428,18 +428,26 @@ class RelayLoop:
     async def _refused(
         self, conn: Conn, refused: list[tuple[Outbound, Exception]], refs: dict[int, str]
     ) -> Applied | None:
-        outcomes = []
+        jobs = {refs[m.id][4:]: (m, exc) for m, exc in refused if refs[m.id].startswith("job:")}
         for m, exc in refused:
-            ref = refs[m.id]
-            log.error("Kafka refused outbox row %s for %s for good: %s", ref, m.topic, exc)
-            if not ref.startswith("job:"):
-                continue  # a dead-letter copy: the dead_letters row keeps everything it held
+            log.error("Kafka refused outbox row %s for %s for good: %s", refs[m.id], m.topic, exc)
+        if not jobs:
+            return None  # dead-letter copies only: the dead_letters rows keep everything they held
+        outcomes = []
+        for job_id, run_id, step in await _attempts_of(conn, list(jobs)):
+            m, exc = jobs[job_id]
             kind = "PayloadTooLarge" if "TooLarge" in type(exc).__name__ else "Undeliverable"
-            job = orjson.loads(m.value)
             message = f"Kafka refused the job ({len(m.value):,} bytes) for good: {type(exc).__name__}: {exc}"
             error = {"type": kind, "message": message, "retryable": False, "stacktrace": None}
-            outcomes.append(Outcome(ref[4:], job["run_id"], job["step"], "FAILED", error=error))
+            outcomes.append(Outcome(job_id, run_id, step, "FAILED", error=error))
         return await self.applier.apply(conn, outcomes, Writes()) if outcomes else None
+
+
+async def _attempts_of(conn: Conn, job_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(job_id, run_id, step) of outbox jobs, from the attempts table: a record's bytes are not trusted
+    (one that does not even parse must not stall the relay)."""
+    cur = await conn.execute("SELECT job_id, run_id::text, step FROM attempts WHERE job_id = ANY(%s)", (job_ids,))
+    return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
 
 _RELAY_DUE = """
@@ -449,14 +457,11 @@ ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
 """
 
 
-async def _restart_deadlines(conn: Conn, jobs: list[Outbound]) -> None:
+async def _restart_deadlines(conn: Conn, job_ids: list[str]) -> None:
     """A job the relay sent late was dispatched only now: its attempt's time starts now, not at queueing."""
-    if not jobs:
+    if not job_ids:
         return
-    rows = []
-    for m in jobs:
-        job = orjson.loads(m.value)
-        rows.append({"run_id": job["run_id"], "name": job["step"], "job_id": job["job_id"]})
+    rows = [{"run_id": r, "name": n, "job_id": j} for j, r, n in await _attempts_of(conn, job_ids)]
     await conn.execute(_RESTART_DEADLINES, (orjson.dumps(rows).decode(),))
 
 
