@@ -243,7 +243,9 @@ export class JobRunner {
       // The DLT topic's limit is below the job topic's: keep the headers (where it came from, why).
       logger.warn('undecodable job too large for the DLT; sending its headers without the value', { offset: String(message.offset) })
       const why = `${reason}; original value dropped: too large for ${topics.dlt}`
-      status = await this.#send({ ...record, value: Buffer.alloc(0), headers: dltHeaders(message, config.groupId, why, jobId) })
+      const headers = dltHeaders(message, config.groupId, why, jobId)
+      headers.set(Buffer.from('baton-dlt-value-dropped'), Buffer.from('too large for the dead-letter topic'))
+      status = await this.#send({ ...record, value: Buffer.alloc(0), headers })
     }
     if (status === 'sent') this.report.deadLettered++
     return status

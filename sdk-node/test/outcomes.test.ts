@@ -140,5 +140,6 @@ test('completes results that fit one by one when their batch is too large, and d
   const [dlt] = await k.read('jobs.DLT', 1)
   assert.equal(dlt?.value?.length ?? 0, 0, 'the value is dropped, the headers kept')
   assert.match(headerMap(dlt as Record_).get('kafka_dlt-exception-message')?.toString() ?? '', /original value dropped: too large/)
+  assert.ok(headerMap(dlt as Record_).has('baton-dlt-value-dropped'), 'the same header as the other SDKs')
   assert.equal(await k.committed('jobs.fit'), 7n)
 })

@@ -70,6 +70,7 @@ class WorkerSendFailureTest {
     var dead = kafka.reader("jobs.DLT").await(1, WAIT).get(0);
     assertThat(dead.value()).isNull();
     assertThat(TestKafka.header(dead, "baton-dlt-reason")).isEqualTo("undecodable");
+    assertThat(TestKafka.header(dead, "baton-dlt-value-dropped")).isNotNull(); // as in the other SDKs
     assertThat(TestKafka.header(dead, "kafka_dlt-exception-message"))
         .startsWith("malformed JSON").contains("refused by the DLT topic");
     assertThat(kafka.committed("echo")).isEqualTo(2);

@@ -44,6 +44,7 @@ final class DeadLetters {
         copy.headers().add(h);
       }
     });
+    copy.headers().add("baton-dlt-value-dropped", utf8("too large for the dead-letter topic"));
     int size = dead.value() == null ? 0 : dead.value().length;
     String original = new String(dead.headers().lastHeader("kafka_dlt-exception-message").value(),
         StandardCharsets.UTF_8);
