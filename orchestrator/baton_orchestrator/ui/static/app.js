@@ -188,9 +188,17 @@
   function refresh(selector) {
     const scope = selector === 'all' ? '[data-live]' : `[data-live="${selector}"]`;
     for (const el of document.querySelectorAll(scope)) {
-      if (el.querySelector('textarea[data-dirty]')) continue;
+      if (editing(el)) continue;
       schedule(el.id);
     }
+  }
+  // An operator editing a field inside a live element must never lose it to a refresh: not once typed
+  // into (data-dirty), and not while it has the focus (a refresh between focus and the first keystroke
+  // would swallow the keystroke).
+  function editing(el) {
+    const active = document.activeElement;
+    return Boolean(el.querySelector('textarea[data-dirty]')) ||
+      (active !== null && el.contains(active) && active.matches('textarea, input[type=text], input:not([type])'));
   }
   function schedule(id) {
     if (busy.has(id)) { busy.set(id, true); return; }
@@ -212,7 +220,7 @@
     tpl.innerHTML = await resp.text();
     const fresh = tpl.content.getElementById(id);
     const current = document.getElementById(id);
-    if (!fresh || !current || current.querySelector('textarea[data-dirty]')) return;
+    if (!fresh || !current || editing(current)) return;
     const open = openIds(current);
     current.replaceWith(fresh);
     restoreOpen(open);

@@ -87,6 +87,8 @@ def test_redrive_with_an_edited_input_completes_the_run(page: Page, stack: Stack
     expect(card.locator(".err-msg")).to_contain_text("order rejected")
     shot(page, "ui-dlq")
     editor = card.get_by_label("Input for the new attempt (JSON)")
+    expect(page.locator("#live")).to_have_attribute("data-state", "on")  # the stream's first re-read is due
+    editor.focus()  # from here on no live refresh replaces the card under the cursor
     editor.fill('{"ok": true, "order": ')  # the editor refuses what is not JSON
     expect(card.locator(".error")).to_contain_text("Not valid JSON")
     expect(card.get_by_role("button", name="Redrive")).to_be_disabled()
