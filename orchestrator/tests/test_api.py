@@ -338,7 +338,7 @@ async def test_hostile_ids_in_paths_and_filters_are_422_when_sent(client, method
 async def test_openapi_documents_the_response_shapes_when_read(client):
     spec = (await client.http.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
-    assert {"Run", "Step", "Attempt", "RunPage", "DeadLetterPage", "TriggerResult", "Workflow"} <= set(schemas)
+    assert {"Run", "Step", "Attempt", "RunPage", "DeadLetterPage", "TriggerAnswer", "Workflow"} <= set(schemas)
     run_get = spec["paths"]["/workflow/run/{run_id}"]["get"]["responses"]["200"]
     assert run_get["content"]["application/json"]["schema"]["$ref"].endswith("/Run")
     trigger = spec["paths"]["/workflow/{workflow_id}/trigger"]["post"]["responses"]

@@ -75,9 +75,11 @@ class RedriveRequest(TriggerRequest):
     response_model=None,
     responses={
         **doc(
-            schemas.TriggerResult, 201, "A new run (with ?wait=: the finished run, shaped as GET /workflow/run/{id})"
+            schemas.TriggerAnswer, 201, "A new run (with ?wait=: the finished run, shaped as GET /workflow/run/{id})"
         ),
-        **doc(schemas.TriggerResult, 200, "Idempotent replay: the run this key already started"),
+        **doc(
+            schemas.TriggerAnswer, 200, "Idempotent replay: the run this key already started (with ?wait=: its detail)"
+        ),
         **doc(schemas.Run, 202, "With ?wait=: the run as it stands when the wait ended"),
     },
 )

@@ -74,13 +74,19 @@ class Run(RunSummary):
     version: str = Field(description="changes whenever a step or attempt moves (for ?wait=&changed_from=)")
 
 
-class TriggerResult(_Doc):
+class TriggerAnswer(_Doc):
+    """A trigger's answer: the run it started (without ?wait), or with ?wait= the run's detail (as
+    GET /workflow/run/{id}: status, steps, output, version, ...)."""
+
     run_id: str
     workflow_id: str
     workflow_version: int
     idempotency_key: str | None = None
     created_at: str
-    links: dict[str, str]
+    links: dict[str, str] | None = Field(None, description="without ?wait")
+    status: RunStatus | None = Field(None, description="with ?wait")
+    steps: list[Step] | None = Field(None, description="with ?wait")
+    output: Any = None
 
 
 class RunPage(_Doc):
