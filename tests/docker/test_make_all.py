@@ -175,8 +175,9 @@ def test_polyglot_demo_runs_in_the_containers_when_made_with_make_all(stack: Non
     ):  # fmt: skip
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, f"{cmd[1]}: {proc.stdout}{proc.stderr}\n{_logs()}"
-    run_id = re.search(r"^run (\S+) started", proc.stdout, re.M)
-    assert run_id, proc.stdout
+    # The CLI says "run <id> started" on stderr (stdout stays the run's output, for scripts).
+    run_id = re.search(r"^run (\S+) started", proc.stdout + proc.stderr, re.M)
+    assert run_id, proc.stdout + proc.stderr
     _assert_done_by_each_languages_container(_get(f"/workflow/run/{run_id.group(1)}"))
     assert all(_containers(s) for s in ("kafka", "postgres", "redis", "orchestrator", *SERVICE_OF.values()))
 
