@@ -162,6 +162,9 @@
   });
   document.addEventListener('htmx:afterSwap', (e) => {
     if (e.detail.target.id === 'modal') { const f = e.detail.target.querySelector('[autofocus], button'); if (f) f.focus(); }
+    // A page swapped in shows what its request read; a change that committed while it was on its way
+    // named elements that did not exist yet. Re-read the new page's live elements once it is in place.
+    if (e.detail.target.id === 'main' && streaming) refresh('all');
   });
 
   function closeModal() {
