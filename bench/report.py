@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from closed import markdown as closed_markdown
+from peers.compare import markdown as peer_markdown
 from reads import markdown as reads_markdown
 
 GROUPS = ("orchestrator", "postgres", "kafka", "redis", "workers", "loadgen")
@@ -122,6 +123,8 @@ def markdown(r: dict[str, Any]) -> str:
                 "wake_p50_ms",
                 "wake_p99_ms",
                 "get_run_orchestrator_cpu_us",
+                "restate_closed_p50_ms",
+                "restate_closed_best_steps_per_s",
             )
             if k in r
         ),
@@ -158,6 +161,7 @@ def markdown(r: dict[str, Any]) -> str:
         out += ["", "Notes:"] + [f"- {n}" for n in r["notes"]]
     out += closed_markdown(r.get("closed_loop") or [])
     out += reads_markdown(r.get("reads"))
+    out += peer_markdown(r.get("peer"))
     return "\n".join(out)
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py --quick      # W3 + a short W1 ramp, about a minute
     .venv/bin/python bench/run.py              # T0, W3, W1, W2 rate sweeps, under ~10 minutes
     .venv/bin/python bench/run.py --profile    # + a py-spy profile of the orchestrator under W1 load
+    .venv/bin/python bench/run.py --workloads C1 --peer restate   # C1 beside Restate (installed from npm)
 
 See bench/README.md for what each number means. Everything the bench creates is namespaced by a
 timestamp (schema bench_<ts>, topics bench-<ts>-*, Redis keys bench-<ts>:*, groups bench-<ts>-*) and
@@ -40,6 +41,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--workloads", default="T0,W3,W1,W2,C1", help="full mode: which workloads (T0,W1,W2,W3; C1 = closed-loop W1)"
     )
     ap.add_argument("--closed", help="C1 clients in flight, e.g. 1,50,200 (quick: 1,20)")
+    ap.add_argument(
+        "--peer",
+        choices=["restate"],
+        help="after C1, run the same closed loop against this system (installed from npm into a temporary "
+        "directory) and print both side by side",
+    )
     ap.add_argument("--workers", default="python", help="worker processes by language, e.g. python,node,python")
     ap.add_argument(
         "--orchestrator",
@@ -72,6 +79,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     quick = args.quick
+    if args.closed is not None:
+        try:
+            levels = [int(x) for x in args.closed.split(",")]
+        except ValueError:
+            levels = []
+        if not levels or any(n < 1 or n > 1000 for n in levels):
+            ap.error(f"--closed wants comma-separated client counts from 1 to 1000, got {args.closed!r}")
+    if args.peer and not quick and "C1" not in [w.strip().upper() for w in args.workloads.split(",")]:
+        ap.error("--peer compares with C1: add C1 to --workloads (or use --quick)")
     args.warmup = args.warmup if args.warmup is not None else (2 if quick else 3)
     args.measure = args.measure if args.measure is not None else (5 if quick else 8)
     args.w3_measure = args.w3_measure if args.w3_measure is not None else (6 if quick else 10)
@@ -103,7 +119,8 @@ async def amain(args: argparse.Namespace) -> int:
             elif failed:
                 print(f"logs kept in {tmp.relative_to(ROOT)}", file=sys.stderr)
     c = bench.correct
-    return 1 if failed or c.get("lost") or c.get("duplicated") or c.get("stuck") else 0
+    peer_failed = bench.peer is not None and (bench.peer.get("error") or any(p["errors"] for p in bench.peer["points"]))
+    return 1 if failed or peer_failed or c.get("lost") or c.get("duplicated") or c.get("stuck") else 0
 
 
 def main() -> None:

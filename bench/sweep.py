@@ -18,6 +18,8 @@ from analyze import Trigger, WorkerRecords, add_cpu, baton_point, judge
 from closed import closed_sweep
 from collect import Db, Window, py_spy, sample_window
 from loadgen import HttpPool, open_loop
+from peers.compare import headline as peer_headline
+from peers.compare import run_peer
 from procs import cpu_delta, peak_rss_mb
 from reads import read_cost
 from report import point_line
@@ -35,6 +37,8 @@ class Bench:
         self.points: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []  # closed-loop points (closed.py)
         self.reads: dict[str, Any] | None = None  # the cost of one run read (reads.py)
+        self.peer: dict[str, Any] | None = None  # --peer: the peer's closed loop beside C1 (peers/compare.py)
+        self.peak_rss: dict[str, float] | None = None  # taken before Baton's processes stop for the peer leg
         self.accepted: dict[str, str] = {}  # run_id -> workload, every accepted trigger
         self.wl = workloads(self.stack.ts_id.replace("_", ""))
         self.pool: HttpPool | None = None
@@ -157,8 +161,11 @@ class Bench:
         if p is not None and not p["drained"]:  # let a saturated point's backlog go before the next workload
             await self.db.drain(list(self.accepted), 60)
 
+    def closed_levels(self) -> list[int]:
+        return [int(x) for x in (self.args.closed or ("1,20" if self.args.quick else "1,50,200")).split(",")]
+
     async def closed_loop(self) -> None:
-        levels = [int(x) for x in (self.args.closed or ("1,20" if self.args.quick else "1,50,200")).split(",")]
+        levels = self.closed_levels()
         if self.pool is not None:
             await self.pool.close()
         # One connection per client: a waiting request holds its connection until the run is done.
@@ -200,6 +207,16 @@ class Bench:
             self.log("final drain and correctness check")
             await self.db.drain(list(self.accepted), self.args.final_drain)
             self.correct = self.db.correctness(list(self.accepted), self.records)
+        if self.args.peer:
+            await self.peer_leg()
+
+    async def peer_leg(self) -> None:
+        """After Baton's C1: Baton's processes stop (their idle loops would bill the peer's window), then the
+        peer runs the same closed loop at the same levels."""
+        self.peak_rss = peak_rss_mb(self.groups, self.peak_pss)
+        self.log("stopping Baton's processes for the peer leg")
+        self.stack.stop_processes(self.notes)
+        self.peer = await run_peer(self, self.args.peer, self.closed_levels())
 
     # ------------------------------------------------------------ cleanup, output
 
@@ -214,6 +231,7 @@ class Bench:
     def output(self) -> Path:
         result: dict[str, Any] = {
             **results.headline(self.points, self.correct, self.closed),
+            **peer_headline(self.peer),
             **(
                 {"get_run_orchestrator_cpu_us": self.reads["cpu_us_per_read"].get("orchestrator")} if self.reads else {}
             ),
@@ -222,10 +240,11 @@ class Bench:
             "machine": results.machine(),
             "knobs": results.knobs(self.args, self.stack.orch_env, self.stack.db_url),
             "correctness": self.correct,
-            "peak_rss_mb": peak_rss_mb(self.groups, self.peak_pss),
+            "peak_rss_mb": self.peak_rss or peak_rss_mb(self.groups, self.peak_pss),
             "points": self.points,
             "closed_loop": self.closed,
             "reads": self.reads,
+            "peer": self.peer,
             "profile": self.profile,
             "notes": self.notes,
             "duration_s": round(time.time() - self.started, 1),
