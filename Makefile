@@ -9,7 +9,7 @@ STACK := infra/stack.sh
 # Connection settings of the native stack (overridable: BATON_KAFKA_PORT, BATON_PG_PORT, ...).
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: all python node java stop clean test-docker bench bench-quick test-faults help setup deps constraints up down status server dev demo worker-python worker-node worker-java \
+.PHONY: all python node java stop clean test-docker bench bench-quick bench-peer test-faults help setup deps constraints up down status server dev demo worker-python worker-node worker-java \
         test test-python test-node test-java lint fmt clean-stack
 
 help: ## list the targets
@@ -138,11 +138,14 @@ test-node: ## Node SDK tests (node --test)
 test-java: ## Java SDK tests (JUnit 5 via Maven), then the Java example's tests
 	@$(STACK_ENV) && mvn -q -B -f sdk-java/pom.xml install && mvn -q -B -f examples/java/pom.xml test
 
-bench: setup up ## benchmark sweeps T0, W3, W1, W2 (< ~10 min); table on stdout, JSON + PNG in bench/results/
-	@$(STACK_ENV) && $(PY) bench/run.py
+bench: setup up ## benchmark sweeps T0, W3, W1, W2, C1 (< ~10 min); PEER=restate adds Restate beside C1
+	@$(STACK_ENV) && $(PY) bench/run.py $(if $(PEER),--peer $(PEER))
 
 bench-quick: setup up ## W3 + a short W1 ramp (~1 min), same JSON keys
 	@$(STACK_ENV) && $(PY) bench/run.py --quick
+
+bench-peer: setup up ## C1 at 1 and 20 clients beside Restate (npm-installed into a temp dir), ~2 min
+	@$(STACK_ENV) && $(PY) bench/run.py --workloads C1 --closed 1,20 --warmup 2 --measure 5 --peer restate
 
 lint: setup ## ruff, mypy (strict for the SDK), tsc
 	$(VENV)/bin/ruff check .

@@ -270,8 +270,10 @@ def plot(points: list[dict[str, Any]], path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "PNG skipped: matplotlib is not installed (.venv/bin/pip install matplotlib)"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     colors = {"T0": "tab:gray", "W1": "tab:blue", "W2": "tab:green", "W3": "tab:red"}
+    if not any(p["workload"] in colors for p in points):
+        return "PNG skipped: no open-loop rate points in this run (the closed loop and the peer are tables only)"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     for wl in ("T0", "W1", "W2", "W3"):
         pts = [p for p in points if p["workload"] == wl]
         if not pts:
