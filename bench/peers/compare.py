@@ -41,6 +41,7 @@ async def run_peer(bench: Bench, name: str, levels: list[int]) -> dict[str, Any]
         await peer.start()
         out["versions"], out["knobs"] = peer.versions, peer.knobs
         out["notes"] += peer.notes
+        out["pids"] = {k: v[0] for k, v in peer.groups().items() if k != "driver"}
         for n in levels:
             p = await closed_point(peer, n, bench.args.warmup, bench.args.measure)
             out["points"].append(p)

@@ -12,10 +12,12 @@ answer received. CPU per step (from /proc, like every Baton number) of three pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import DEVNULL, PIPE
 from typing import Any
 
 from analyze import add_cpu, dist_ms
@@ -80,21 +83,30 @@ class Installed:
     versions: dict[str, str]
 
 
-def install(root: Path) -> Installed:
+async def install(root: Path) -> Installed:
     """`npm install --prefix <root>` of the server and the SDK (npm's cache is reused; no install scripts run,
-    so nothing phones home: the server binary ships inside its platform package)."""
+    so nothing phones home: the server binary ships inside its platform package). npm runs in its own
+    process group, killed if the install is cancelled (Ctrl-C) or takes over 10 minutes."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             raise PeerError(f"--peer restate needs `{tool}` on PATH")
     pkgs = [f"@restatedev/restate-server@{SERVER_VERSION}", f"@restatedev/restate-sdk@{SDK_VERSION}"]
     argv = ["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
     env = {**os.environ, "SCARF_ANALYTICS": "false", "DO_NOT_TRACK": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        *argv, *pkgs, env=env, cwd=root, stdout=PIPE, stderr=PIPE, stdin=DEVNULL, start_new_session=True
+    )
     try:
-        res = subprocess.run([*argv, *pkgs], capture_output=True, text=True, timeout=600, env=env, cwd=root)
-    except subprocess.TimeoutExpired as exc:
-        raise PeerError("npm install of Restate took over 10 minutes") from exc
-    if res.returncode != 0:
-        raise PeerError(f"npm install {' '.join(pkgs)} failed:\n{(res.stderr or res.stdout)[-2000:]}")
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 600)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        if isinstance(exc, TimeoutError):
+            raise PeerError("npm install of Restate took over 10 minutes") from exc
+        raise
+    if proc.returncode != 0:
+        raise PeerError(f"npm install {' '.join(pkgs)} failed:\n{(stderr or stdout).decode(errors='replace')[-2000:]}")
     mods = root / "node_modules" / "@restatedev"
     arch = _ARCH.get(platform.machine().lower(), platform.machine().lower())
     plat = sys.platform  # "linux" / "darwin", as in the platform packages' names
@@ -181,7 +193,7 @@ class Restate:
 
     async def start(self) -> None:
         t0 = time.monotonic()
-        inst = await asyncio.to_thread(install, self.tmp)
+        inst = await install(self.tmp)
         self.versions = inst.versions
         self.log(f"restate: installed {inst.versions} in {time.monotonic() - t0:.0f} s")
         cfg = self.tmp / "restate.toml"
