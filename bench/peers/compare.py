@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from peers.restate import SDK_VERSION, SERVER_VERSION, STEPS, PeerError, Restate, closed_point, point_line
+from peers.restate import SDK_VERSION, SERVER_VERSION, STEPS, PeerError, Restate, closed_point, idle_cores, point_line
 
 if TYPE_CHECKING:
     from sweep import Bench
@@ -42,6 +42,8 @@ async def run_peer(bench: Bench, name: str, levels: list[int]) -> dict[str, Any]
         out["versions"], out["knobs"] = peer.versions, peer.knobs
         out["notes"] += peer.notes
         out["pids"] = {k: v[0] for k, v in peer.groups().items() if k != "driver"}
+        out["idle_cores_busy"] = await idle_cores(peer)
+        bench.log(f"restate: idle for 2 s, cores busy {out['idle_cores_busy']}")
         for n in levels:
             p = await closed_point(peer, n, bench.args.warmup, bench.args.measure)
             out["points"].append(p)
@@ -145,6 +147,13 @@ def markdown(peer: dict[str, Any] | None) -> list[str]:
     errors = sum(p["errors"] for p in peer["points"])
     if errors:
         out.append(f"\nRestate calls that failed or returned a wrong result: {errors} (see `error_samples`).")
+    idle = peer.get("idle_cores_busy")
+    if idle:
+        out.append(
+            "\nRestate idle for 2 s before the load (cores busy; the fixed cost in the 1-client row): "
+            + ", ".join(f"{k} {idle.get(k)}" for k in (*PEER_GROUPS, "machine"))
+            + "."
+        )
     if peer.get("peak_rss_mb"):
         out.append(f"\nRestate peak RSS MB: {', '.join(f'{k} {v:g}' for k, v in peer['peak_rss_mb'].items())}.")
     out += [f"\nNote: {n}" for n in peer.get("notes") or []]

@@ -286,6 +286,13 @@ async def _window(groups: dict[str, list[int]], tw0: float, tw1: float) -> tuple
     return a, await asyncio.to_thread(_snapshot, groups)
 
 
+async def idle_cores(peer: Restate, seconds: float = 2.0) -> dict[str, float]:
+    """Cores busy per process with no load (the fixed cost that dominates CPU per step at 1 client)."""
+    t0 = time.time()
+    a, b = await _window(peer.groups(), t0, t0 + seconds)
+    return {k: round(v / seconds, 3) for k, v in cpu_delta(a, b).items()}
+
+
 async def _client(pool: HttpPool, until: float, out: list[tuple[float, float]], errors: list[str]) -> None:
     n = 0
     while time.time() < until:

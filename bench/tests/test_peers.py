@@ -140,6 +140,7 @@ async def test_a_real_restate_leg_runs_and_cleans_up() -> None:
     assert p["latency_ms"]["p50"] > 0
     assert set(p["cpu_us_per_step"]) >= {"restate-server", "service", "driver", "sum_groups", "machine"}
     assert p["cpu_s"]["restate-server"] > 0
+    assert set(out["idle_cores_busy"]) >= {"restate-server", "service", "driver", "machine"}
     assert set(out["pids"]) == {"restate-server", "service"}
     for pid in out["pids"].values():
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
