@@ -207,10 +207,12 @@ class Restate:
                 "set TMPDIR to a directory on disk for a fair comparison"
             )
         argv = [str(inst.server_bin), "--config-file", str(cfg), "--no-logo"]
-        self.server = Managed("restate-server", argv, dict(os.environ), self.tmp / "server.log", cwd=str(self.tmp))
+        # RESTATE_* variables would override the file (the server reads them over it): only the file counts.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RESTATE_")}
+        self.server = Managed("restate-server", argv, env, self.tmp / "server.log", cwd=str(self.tmp))
         self.procs.append(self.server)
         env = {
-            **os.environ,
+            **env,
             "BENCH_PORT": str(self.ports.service),
             "RESTATE_SDK": inst.sdk_entry.as_uri(),
             "RESTATE_LOGGING": "WARN",  # like Baton's processes at WARNING: no log line per invocation
