@@ -20,7 +20,7 @@ $(VENV)/.stamp: sdk-python/pyproject.toml orchestrator/pyproject.toml constraint
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11+)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e 'sdk-python[dev,speedups]' -e 'orchestrator[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e 'sdk-python[dev,speedups,otel]' -e 'orchestrator[dev]'
 	touch $@
 
 sdk-node/node_modules/.stamp: sdk-node/package.json sdk-node/package-lock.json
