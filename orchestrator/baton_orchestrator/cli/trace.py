@@ -8,6 +8,7 @@ rendering here (unit-tested without services); the command wiring is at the end.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,19 +216,22 @@ def _default_dir() -> Path:
 def render(run_id: str, directory: Path, console: Console, errors: Console) -> int:
     """Print the run's trees; the exit code (0 found, 1 no spans of the run, 2 no such directory)."""
     if not directory.is_dir():
-        errors.print(Text(f"error: {directory} is not a directory (set --dir or BATON_TRACE_DIR)", "red"))
+        errors.print(
+            Text(f"error: {directory} is not a directory (set --dir or BATON_TRACE_DIR)", "red"), soft_wrap=True
+        )
         return 2
     loaded = load(directory)
     traces = run_traces(loaded.spans, run_id)
     for line in _notes(loaded):
-        errors.print(Text(line, "yellow"))
+        errors.print(Text(line, "yellow"), soft_wrap=True)
     if not traces:
         errors.print(
             Text(
                 f"no spans of run {run_id} in {loaded.files} *.jsonl file(s) under {directory} "
                 f"({len(loaded.spans)} spans read); is tracing on (BATON_TRACE_DIR) and were the spans flushed?",
                 "red",
-            )
+            ),
+            soft_wrap=True,
         )
         return 1
     for trace_id, spans in traces.items():
@@ -248,6 +252,8 @@ def command(
     ] = None,
 ) -> None:
     """Print a run's span tree from OTLP JSON lines files (what BATON_TRACE_DIR makes Baton write)."""
-    code = render(run_id, directory or _default_dir(), Console(highlight=False), Console(stderr=True, highlight=False))
+    # Piped (a file, `make demo`'s log): wide, so a span's line is never wrapped; a terminal: its width.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
+    code = render(run_id, directory or _default_dir(), out, Console(stderr=True, highlight=False))
     if code:
         raise typer.Exit(code)
