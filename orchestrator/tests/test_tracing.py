@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -15,7 +16,7 @@ from sqlalchemy import text
 
 from baton_orchestrator import tracing
 
-from .conftest import RawWorker, eventually
+from .conftest import RawWorker, eventually, make_settings
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
@@ -265,3 +266,40 @@ async def test_with_tracing_off_jobs_carry_no_traceparent_and_runs_store_none(cl
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_timed_out_attempt_has_a_result_span_under_the_run_trace(client, raw_worker, spans):
+    await client.define(
+        {"id": "slow", "steps": [{"action": "t.slow", "timeout": "300ms", "retry": {"max_retries": 0}}]}
+    )
+    async with raw_worker({"t.slow": lambda j: RawWorker.NO_REPLY}):
+        run_id = (await trigger(client, "slow", CALLER)).json()["run_id"]
+        assert (await client.wait_run(run_id))["status"] == "FAILED"
+    [result] = await eventually(lambda: _async(named(spans, "baton.result")))
+    [trigger_span] = named(spans, "baton.trigger")
+    assert parent_id(result) == ids(trigger_span)[1] and ids(result)[0] == CALLER_TRACE
+    attrs = dict(result.attributes or {})
+    assert attrs["baton.outcome"] == "failed" and attrs["baton.error_type"] == "Timeout"
+    assert attrs["baton.step_status"] == "dead_lettered"
+
+
+async def test_a_kafka_trigger_continues_the_records_traceparent(start_app, services, unique, spans):
+    s = make_settings(services, unique, kafka_trigger_poll_seconds=0.2)
+    client = await start_app(s=s)
+    await client.define({"id": "orders", "steps": [{"action": "k.one"}]})
+    topic = f"{s.topic_prefix}orders"
+    await client.app.state.core.topics.ensure([topic])
+    body = {"id": "o", "workflow_id": "orders", "topic": topic, "group_id": f"t-{unique}-o", "start_from": "earliest"}
+    assert (await client.http.post("/triggers/kafka", json=body)).status_code == 201
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b'{"n": 1}', key=b"k-1", headers=[("traceparent", CALLER.encode())])
+        await producer.send_and_wait(topic, b'{"n": 2}', key=b"k-2", headers=[("traceparent", b"\x00\xff junk")])
+    finally:
+        await producer.stop()
+    triggers = await eventually(
+        lambda: _async(len(named(spans, "baton.trigger")) == 2 and named(spans, "baton.trigger"))
+    )
+    assert ids(triggers[0])[0] == CALLER_TRACE and parent_id(triggers[0]) == CALLER_SPAN
+    assert triggers[1].parent is None
