@@ -303,3 +303,23 @@ async def test_a_kafka_trigger_continues_the_records_traceparent(start_app, serv
     )
     assert ids(triggers[0])[0] == CALLER_TRACE and parent_id(triggers[0]) == CALLER_SPAN
     assert triggers[1].parent is None
+
+
+async def test_a_job_the_relay_republishes_keeps_its_dispatch_spans_traceparent(
+    start_app, services, unique, raw_worker, spans, monkeypatch
+):
+    from baton_orchestrator.engine import dispatch
+
+    async def kafka_down(producer: Any, msgs: Any) -> Any:  # the hot path's sends fail: rows stay for the relay
+        return [], [(m, ConnectionError("kafka down")) for m in msgs]
+
+    monkeypatch.setattr(dispatch, "send_each", kafka_down)
+    s = make_settings(services, unique, relay_grace_seconds=0.3)
+    client = await start_app(s=s)
+    await client.define({"id": "one", "steps": [{"action": "t.one"}]})
+    async with raw_worker({"t.one": lambda j: "x"}, s=s) as worker:
+        run_id = (await trigger(client, "one", CALLER)).json()["run_id"]
+        assert (await client.wait_run(run_id))["status"] == "COMPLETED"
+    [d] = named(spans, "baton.dispatch")
+    assert d.status.description == "not published yet, left for the relay: kafka down"
+    assert named_by(header(worker.records[0])) == ids(d) and ids(d)[0] == CALLER_TRACE
