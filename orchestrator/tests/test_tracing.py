@@ -323,3 +323,24 @@ async def test_a_job_the_relay_republishes_keeps_its_dispatch_spans_traceparent(
     [d] = named(spans, "baton.dispatch")
     assert d.status.description == "not published yet, left for the relay: kafka down"
     assert named_by(header(worker.records[0])) == ids(d) and ids(d)[0] == CALLER_TRACE
+
+
+def test_log_lines_carry_the_active_spans_ids(spans):
+    import json
+    import logging
+
+    from opentelemetry import trace as otel_trace
+
+    from baton_orchestrator.cli.server import JsonFormatter
+
+    def line(msg: str) -> dict[str, Any]:
+        record = logging.LogRecord("baton", logging.INFO, __file__, 1, msg, None, None)
+        assert tracing.TraceIdsFilter().filter(record)
+        return json.loads(JsonFormatter().format(record))
+
+    assert tracing.TRACER is not None
+    span = tracing.start_trigger(tracing.TRACER, "wf", CALLER)
+    with otel_trace.use_span(span, end_on_exit=True):
+        inside = line("inside")
+    assert (inside["trace_id"], inside["span_id"]) == ids(span)
+    assert "trace_id" not in line("outside") and "span_id" not in line("outside")
