@@ -14,7 +14,8 @@ export const SERVICE_NAME = 'baton-worker-node'
 
 /**
  * Registers the global tracer provider and context manager from the environment; returns
- * `{ provider, shutdown }` (shutdown flushes), or undefined when neither variable is set.
+ * `{ provider, shutdown }` (shutdown flushes), or undefined when neither variable is set. The OTLP
+ * exporter reads its own OTEL_EXPORTER_OTLP_* settings from process.env, as standard.
  */
 export async function setupTracing (env = process.env) {
   const processors = []

@@ -7,7 +7,7 @@ import { Worker } from '../../sdk-node/dist/src/index.js'
 import { enrich, uppercase } from './actions.mjs'
 
 const wanted = ['BATON_TRACE_DIR', 'OTEL_EXPORTER_OTLP_ENDPOINT'].some((name) => (process.env[name] ?? '').trim() !== '')
-const tracing = wanted ? await (await import('./tracing.mjs')).setupTracing() : undefined
+const tracing = wanted ? await loadTracing() : undefined
 
 const worker = new Worker()
 worker.register('step1', (payload) => `Node processed: ${payload}`)
@@ -21,3 +21,14 @@ if (tracing !== undefined) {
   process.once('SIGTERM', flush)
 }
 await worker.start() // runs until SIGINT/SIGTERM, which drain in-flight jobs first
+
+async function loadTracing () {
+  try {
+    return await (await import('./tracing.mjs')).setupTracing()
+  } catch (err) {
+    // One clear line instead of a stack: a checkout without `make setup`, or a BATON_TRACE_DIR that cannot be created.
+    const hint = err?.code === 'ERR_MODULE_NOT_FOUND' ? "the example's packages are missing: run `npm ci` in examples/node (or `make setup`): " : ''
+    process.stderr.write(`baton-worker-node: tracing setup failed: ${hint}${err?.message ?? err}\n`)
+    process.exit(2)
+  }
+}

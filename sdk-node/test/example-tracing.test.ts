@@ -4,6 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +17,7 @@ import { BOOTSTRAP, KafkaScope, REPO_ROOT, eventually, headerMap, makeJob } from
 const WORKER = fileURLToPath(new URL('examples/node/worker.mjs', REPO_ROOT))
 const tracing = await import(new URL('examples/node/tracing.mjs', REPO_ROOT).href) as {
   toExportRequest: (spans: unknown[]) => ExportRequest
+  setupTracing: (env: Record<string, string>) => Promise<{ provider: BasicTracerProvider, shutdown: () => Promise<void> } | undefined>
 }
 
 interface KeyValue { key: string, value: Record<string, unknown> }
@@ -110,4 +113,31 @@ test('the example exporter maps an ERROR span with events, and omits the parent 
   assert.deepEqual(attr(out.events[0]?.attributes ?? [], 'exception.type'), { stringValue: 'Boom' })
   assert.match(out.events[0]?.timeUnixNano ?? '', /^\d+$/)
   await provider.shutdown()
+})
+
+test('with OTEL_EXPORTER_OTLP_ENDPOINT the example exports over OTLP/HTTP, flushed by shutdown; with nothing set it configures nothing', async (t) => {
+  assert.equal(await tracing.setupTracing({}), undefined)
+  const received: Array<{ url: string | undefined, type: string | undefined, body: string }> = []
+  const server = createServer((req: IncomingMessage, res) => {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString('utf8') })
+    req.on('end', () => {
+      received.push({ url: req.url, type: req.headers['content-type'], body })
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.close() })
+  const { port } = server.address() as AddressInfo
+  // The standard exporter reads its OTEL_EXPORTER_OTLP_* settings from the process environment itself.
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`
+  t.after(() => { delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT })
+  const setup = await tracing.setupTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT })
+  assert.ok(setup !== undefined)
+  setup.provider.getTracer('baton', '0.1.0').startSpan('baton.handle otlp').end()
+  await setup.shutdown()
+  assert.equal(received.length, 1)
+  assert.equal(received[0]?.url, '/v1/traces')
+  assert.match(received[0]?.body ?? '', /baton\.handle otlp/)
+  assert.match(received[0]?.body ?? '', /baton-worker-node/)
 })

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 from baton import JobContext, NonRetryableError, RetryLater, Worker, __version__
+from baton._deadline import timeout_error
+from baton._dispatch import Outcome, error_from_exception
+from baton._tracing import JobSpan, make_tracer
+from baton.protocol import Job, WorkerInfo
+from baton.testing import make_context
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 DISPATCH_SPAN_ID = "b7ad6b7169203331"
@@ -260,3 +266,30 @@ async def test_a_given_tracer_provider_is_used_instead_of_the_global_one(kit: An
     assert _handle_span(own, job["job_id"]).parent is not None
     assert not [s for s in spans.get_finished_spans() if s.name.startswith("baton.")]
     provider.shutdown()
+
+
+def _job_span(provider: TracerProvider, headers: list[tuple[str, Any]]) -> JobSpan:
+    now = datetime.now(UTC)
+    job = Job("j1", "r1", "wf", 1, "s", "a", 2, 4, None, now, now)
+    return JobSpan(make_tracer(provider), job, "jobs.a", WorkerInfo("python-x", "python", __version__), headers)
+
+
+def test_a_timeout_and_an_unprintable_exception_are_recorded_without_raising() -> None:
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    hostile = Hostile()
+    _job_span(provider, [("traceparent", TRACEPARENT)]).finish(
+        Outcome("FAILED", error=error_from_exception(hostile), exception=hostile)
+    )
+    _job_span(provider, [("traceparent", None)]).finish(Outcome("FAILED", error=timeout_error(make_context(), 1.0)))
+    unprintable, timed_out = exporter.get_finished_spans()
+    assert unprintable.status.description == "<unprintable Hostile>"
+    assert [e.name for e in unprintable.events] == ["exception"]
+    assert (timed_out.attributes or {})["baton.error_type"] == "Timeout"
+    assert timed_out.status.status_code is StatusCode.ERROR and timed_out.parent is None
+    assert dict(timed_out.events[0].attributes or {})["exception.stacktrace"] == ""

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
 import dev.baton.worker.Version;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanContext;
@@ -15,12 +16,15 @@ import io.opentelemetry.api.trace.TraceState;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -105,6 +109,30 @@ class ExampleTracingTest {
     OpenTelemetrySdk ok = ExampleTracing.fromEnv(Map.of("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/")::get, 1);
     assertThat(ok).isNotNull();
     ok.close();
+  }
+
+  @Test
+  void shouldPostSpansToTracesPathWhenOtlpEndpointIsSet() throws Exception {
+    List<String> posts = new CopyOnWriteArrayList<>();
+    HttpServer collector = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+    collector.createContext("/", exchange -> {
+      byte[] body = exchange.getRequestBody().readAllBytes();
+      posts.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " "
+          + exchange.getRequestHeaders().getFirst("Content-Type") + " " + body.length);
+      exchange.sendResponseHeaders(200, -1);
+      exchange.close();
+    });
+    collector.start();
+    try {
+      String endpoint = "http://127.0.0.1:" + collector.getAddress().getPort() + "/";
+      OpenTelemetrySdk otel = ExampleTracing.fromEnv(Map.of("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)::get, 1);
+      otel.getTracer("baton").spanBuilder("baton.handle step1").startSpan().end();
+      otel.close(); // flushes the batch processor: the POST is done when close returns
+      assertThat(posts).hasSize(1);
+      assertThat(posts.get(0)).startsWith("POST /v1/traces application/x-protobuf ");
+    } finally {
+      collector.stop(0);
+    }
   }
 
   private static Map<String, String> attributes(JsonNode owner) {

@@ -22,6 +22,8 @@ import java.util.List;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.Headers;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 
 /**
@@ -31,11 +33,12 @@ import org.slf4j.MDC;
  * directly, not the global one, which may be a no-op and would then cut the trace at every worker.
  */
 final class Tracing {
+  private static final Logger LOG = LoggerFactory.getLogger(Tracing.class);
   static final String TRACEPARENT = "traceparent";
   static final String TRACESTATE = "tracestate";
   private static final TextMapPropagator W3C = W3CTraceContextPropagator.getInstance();
-  // A traceparent is 55 characters and the W3C caps tracestate at 32 members; a bigger header is not
-  // one we would accept anyway, so it is not even decoded.
+  // A version-00 traceparent is 55 characters, and the W3C asks to pass on at least 512 characters of
+  // tracestate: a header far past both is garbage, not worth decoding.
   private static final int MAX_HEADER_BYTES = 8192;
   private static final AttributeKey<String> ERROR_TYPE = AttributeKey.stringKey("baton.error_type");
   private static final AttributeKey<String> OUTCOME = AttributeKey.stringKey("baton.outcome");
@@ -53,6 +56,15 @@ final class Tracing {
    * the span is a new root and the job runs as usual.
    */
   Handle start(ConsumerRecord<byte[], byte[]> record, Job job) {
+    try {
+      return open(record, job);
+    } catch (RuntimeException e) { // an application's broken tracer must not cost the job its result
+      LOG.warn("job {}: no handle span, the tracer failed: {}", job.jobId(), e.toString());
+      return new Handle(Span.getInvalid());
+    }
+  }
+
+  private Handle open(ConsumerRecord<byte[], byte[]> record, Job job) {
     Context parent = W3C.extract(Context.root(), record.headers(), KafkaHeaders.INSTANCE);
     Span span = tracer.spanBuilder("baton.handle " + job.action())
         .setParent(parent)
