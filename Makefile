@@ -20,11 +20,16 @@ $(VENV)/.stamp: sdk-python/pyproject.toml orchestrator/pyproject.toml constraint
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11+)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e 'sdk-python[dev,speedups]' -e 'orchestrator[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e 'sdk-python[dev,speedups,otel]' -e 'orchestrator[dev]'
 	touch $@
 
 sdk-node/node_modules/.stamp: sdk-node/package.json sdk-node/package-lock.json
 	cd sdk-node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The example Node worker's tracing packages (OpenTelemetry SDK, exporters), loaded only with BATON_TRACE_DIR/OTEL_EXPORTER_OTLP_ENDPOINT.
+examples/node/node_modules/.stamp: examples/node/package.json examples/node/package-lock.json
+	cd examples/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 sdk-java/target/.stamp: sdk-java/pom.xml examples/java/pom.xml tests/faults/java/pom.xml
@@ -33,7 +38,7 @@ sdk-java/target/.stamp: sdk-java/pom.xml examples/java/pom.xml tests/faults/java
 	mvn -q -B -f tests/faults/java/pom.xml dependency:go-offline
 	mkdir -p sdk-java/target && touch $@
 
-setup: deps $(VENV)/.stamp sdk-node/node_modules/.stamp sdk-java/target/.stamp ## system packages, .venv, npm ci, Maven builds (no-op when done)
+setup: deps $(VENV)/.stamp sdk-node/node_modules/.stamp examples/node/node_modules/.stamp sdk-java/target/.stamp ## system packages, .venv, npm ci, Maven builds (no-op when done)
 
 deps: ## install the Debian packages the suites need (Redis, PostgreSQL, docker-compose) when missing
 	@infra/deps.sh

@@ -1,4 +1,4 @@
-"""Service fixtures shared by every Python test suite in the repository.
+"""Service fixtures shared by every Python test suite in the repository, and the cross-language stack.
 
 Addresses come from BATON_KAFKA_BOOTSTRAP_SERVERS, BATON_DATABASE_URL and BATON_REDIS_URL (what
 `make up` prints). When they are absent and a Docker engine answers, testcontainers starts the
@@ -7,13 +7,15 @@ services; otherwise the tests fail (never skip) with a message naming `make up`.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,3 +217,94 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+# ------------------------------------------------------------------ cross-language stacks (tests/)
+# Here rather than in tests/conftest.py: that module would be `tests.conftest`, the name orchestrator/tests'
+# conftest already has, and pytest refuses the second one when the suites run together.
+
+
+@dataclass
+class Stack:
+    url: str
+    procs: Any
+    env: dict[str, str]
+
+    def define(self, name: str) -> None:
+        """Define examples/workflows/<name>."""
+        import httpx
+        import yaml
+
+        body = yaml.safe_load((ROOT / "examples" / "workflows" / name).read_text())
+        resp = httpx.post(f"{self.url}/workflow", json=body, timeout=10)
+        assert resp.status_code == 201, resp.text
+
+    def wait_run(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = httpx.get(f"{self.url}/workflow/run/{run_id}", timeout=5).json()
+            if run["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                return run
+            time.sleep(0.3)
+        logs = self.procs.logs()
+        raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s: {json.dumps(run)[:2000]}\n{logs}")
+
+
+@pytest.fixture
+def start_stack(services: Any, processes: Any) -> Iterator[Callable[..., Stack]]:
+    """start(**extra_env) -> Stack: the orchestrator + the Python, Node and Java example workers, healthy."""
+    tokens: list[str] = []
+
+    def start(**extra_env: str) -> Stack:
+        token = uuid.uuid4().hex[:8]
+        tokens.append(token)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "BATON_KAFKA_BOOTSTRAP_SERVERS": services.kafka,
+            "BATON_DATABASE_URL": services.database_url,
+            "BATON_REDIS_URL": services.redis_url,
+            "BATON_DATABASE_SCHEMA": f"e2e_{token}",
+            "BATON_TOPIC_PREFIX": f"e2e-{token}-",
+            "BATON_REDIS_PREFIX": f"e2e:{token}:",
+            "BATON_ENGINE_GROUP_ID": f"e2e-{token}-engine",
+            "BATON_WORKER_GROUP": f"e2e-{token}-workers",
+            "BATON_TOPIC_PARTITIONS": "2",
+            **extra_env,
+        }
+        baton = str(Path(sys.executable).parent / "baton")
+        processes.start("orchestrator", [baton, "server", "--port", str(port)], env)
+        processes.start("python", [sys.executable, "examples/python/worker.py"], env)
+        processes.start("node", ["node", "examples/node/worker.mjs"], env)
+        processes.start("java", ["mvn", "-q", "-B", "-f", "examples/java/pom.xml", "compile", "exec:java"], env)
+        url = f"http://127.0.0.1:{port}"
+        _wait_health(url, processes)
+        return Stack(url, processes, env)
+
+    try:
+        yield start
+    finally:
+        import psycopg
+
+        processes.stop_all()
+        with psycopg.connect(services.database_url, autocommit=True) as conn:
+            for token in tokens:
+                conn.execute(f'DROP SCHEMA IF EXISTS "e2e_{token}" CASCADE')
+
+
+def _wait_health(url: str, procs: Any) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if procs.procs["orchestrator"].poll() is not None:
+            break
+        time.sleep(0.3)
+    raise AssertionError("orchestrator did not become healthy:\n" + procs.log("orchestrator"))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Native development processes on top of the stack (infra/stack.sh):
 #   infra/dev.sh start   orchestrator + one example worker per language, in the background
-#   infra/dev.sh demo    start, then define and run the polyglot demo and print its result
+#   infra/dev.sh demo    start, then define and run the polyglot demo and print its result and span tree
 # Pids and logs live in $BATON_STACK_DIR/run/ (default .stack/run); `make down` stops them by pid file.
+# Every process writes its spans under $BATON_TRACE_DIR (default .stack/traces): `baton trace RUN_ID`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,6 +14,7 @@ PORT="${BATON_PORT:-8080}"
 export BATON_API_URL="${BATON_API_URL:-http://127.0.0.1:$PORT}"
 eval "$(infra/stack.sh env)"
 export BATON_KAFKA_BOOTSTRAP_SERVERS BATON_DATABASE_URL BATON_REDIS_URL
+export BATON_TRACE_DIR="${BATON_TRACE_DIR:-$STACK_DIR/traces}"
 
 log() { printf '[dev] %s\n' "$*"; }
 
@@ -55,8 +57,28 @@ cmd_demo() {
   cmd_start
   .venv/bin/baton apply examples/workflows/my-first-workflow.yaml examples/workflows/polyglot-demo.yaml
   log "running the polyglot demo (Python -> Node || Java -> Python); follow it live at $BATON_API_URL/ui/ ..."
-  .venv/bin/baton trigger polyglot-demo --input "$(cat examples/workflows/demo-input.json)" --wait 120
+  local run_id rc=0
+  run_id="$(.venv/bin/baton trigger polyglot-demo --input "$(cat examples/workflows/demo-input.json)" --output json |
+    .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])')"
+  .venv/bin/baton runs watch "$run_id" --timeout 120 || rc=$?
+  show_trace "$run_id"
   log "open the API docs at $BATON_API_URL/docs; see workers at $BATON_API_URL/workers"
+  return "$rc"
+}
+
+# The run's span tree, once every process has flushed its spans (they export about every second).
+show_trace() {
+  local run_id="$1" out i
+  log "the run's trace (baton trace $run_id, spans under $BATON_TRACE_DIR):"
+  for ((i = 0; i < 30; i++)); do
+    out="$(.venv/bin/baton trace "$run_id" 2>/dev/null)" || true
+    if grep -q baton-worker-node <<<"$out" && grep -q baton-worker-java <<<"$out" &&
+      grep -q "baton.result report" <<<"$out"; then
+      break
+    fi
+    sleep 0.5
+  done
+  .venv/bin/baton trace "$run_id" || true
 }
 
 case "${1:-}" in

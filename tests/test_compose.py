@@ -378,7 +378,15 @@ def test_script_workers_run_the_example_files(compose: dict[str, Any], service: 
         assert " ".join(argv) in readme, "run the Node example exactly as examples/node/README.md says"
         # Its relative imports must resolve inside the image: the SDK's build output and the sibling modules.
         image_dir = PurePosixPath(_resolve(final.workdir, script)).parent
-        for spec in re.findall(r"""^import .* from '(\.[^']+)'""", src.read_text(encoding="utf-8"), re.M):
+        # Static imports and dynamic ones (the tracing setup is loaded with import() only when asked for).
+        text = src.read_text(encoding="utf-8")
+        specs = re.findall(r"""^import .* from '(\.[^']+)'""", text, re.M)
+        specs += re.findall(r"""import\(\s*'(\.[^']+)'\s*\)""", text)
+        assert "./tracing.mjs" in specs, "worker.mjs loads its tracing setup"
+        # ... whose OpenTelemetry packages are the example's own (examples/node/package.json), built in a stage.
+        packages = os.path.normpath(str(image_dir / "node_modules"))
+        assert any(d.rstrip("/") == packages for _, _, d in final.copies_from), f"{packages} is not in the image"
+        for spec in specs:
             target = os.path.normpath(str(image_dir / spec))
             if _image_source(final, context, target) is not None:
                 continue

@@ -5,7 +5,9 @@ default localhost:9092):
 
     .venv/bin/python examples/python/worker.py
 
-Ctrl-C (or SIGTERM) drains the jobs in flight, then exits.
+Ctrl-C (or SIGTERM) drains the jobs in flight, then exits. Tracing: with BATON_TRACE_DIR set, finished
+spans go to $BATON_TRACE_DIR/baton-worker-python-<pid>.jsonl; with OTEL_EXPORTER_OTLP_ENDPOINT set, over
+OTLP/HTTP too (baton.otel, the SDK's 'otel' extra).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from typing import Any
 
 from baton import JobContext, Worker
+from baton.otel import configure_tracing
 
 worker = Worker()
 
@@ -46,4 +49,9 @@ def flaky(payload: Any, ctx: JobContext) -> dict[str, int]:
 if __name__ == "__main__":
     # The library never configures logging; an application does.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker.start()
+    tracing = configure_tracing("baton-worker-python")  # None (nothing configured) without the env vars
+    try:
+        worker.start()
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # flushes the spans still batched

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -124,6 +125,16 @@ async def _delete_published(core: Core) -> None:
             log.warning("could not delete published outbox rows (the relay may resend them): %s", exc)
 
 
+# FastAPI (0.16x) traces every request itself once a global tracer provider exists. Baton's spans are the
+# run's (R2.8): a request span would be a second SERVER span beside baton.trigger, and every health probe,
+# dashboard stream and /metrics scrape would be traced. Older FastAPI versions have no such option.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI).parameters
+    else {}
+)
+
+
 def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
     """Build the orchestrator. `role`: all (API + engine), api, or engine (loops + /health, /metrics)."""
     if role not in ROLES:
@@ -159,6 +170,7 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
         description="Kafka-backed polyglot job broker: define workflows, trigger runs, inspect them.",
         docs_url=None,  # served by ui.install_docs from local assets (FastAPI's default uses a CDN)
         redoc_url=None,
+        **_NO_NATIVE_TELEMETRY,
     )
     app.state.settings = settings
     errors.install(app)

@@ -11,9 +11,11 @@ import uuid
 from typing import Any
 
 import orjson
+from opentelemetry import trace as otel_trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import tracing
 from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
@@ -69,13 +71,36 @@ def trigger_body(run_id: str, workflow_id: str, version: int, key: str | None, c
     }
 
 
-async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None) -> tuple[int, dict[str, Any]]:
+async def trigger(
+    core: Core, workflow_id: str, run_input: Any, key: str | None, traceparent: str | bytes | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Start a run; `traceparent` is the caller's W3C header (ignored when malformed or tracing is off)."""
     digest = request_hash({"input": run_input})
     if key:
         cached = await _idem_get(core, workflow_id, key)
         if cached:
             return _replay(cached["hash"], digest, cached["body"])
+    if tracing.TRACER is None:
+        return await _trigger(core, workflow_id, run_input, key, digest, None)
+    span = tracing.start_trigger(tracing.TRACER, workflow_id, traceparent)
+    with otel_trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+        try:
+            status, body = await _trigger(core, workflow_id, run_input, key, digest, span)
+        except Exception as exc:  # a refused trigger is a span of the caller's trace, with no run
+            span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, getattr(exc, "message", str(exc))))
+            span.end()
+            raise
+    if status == 201:  # a replay started nothing: its span is dropped, the run keeps its one trace
+        span.set_attribute("baton.run_id", body["run_id"])
+        span.end()
+    return status, body
+
+
+async def _trigger(
+    core: Core, workflow_id: str, run_input: Any, key: str | None, digest: str, span: otel_trace.Span | None
+) -> tuple[int, dict[str, Any]]:
     run: dict[str, Any] = {"wf": workflow_id, "input": orjson.dumps(run_input).decode(), "key": key, "hash": digest}
+    run["tp"] = tracing.header(span)[0] if span is not None else None
     # The latest version is a hint from memory; the insert itself checks it (one round trip per trigger)
     # and answers with the real latest when a newer version was defined meanwhile, e.g. by another replica.
     version = core.definitions.latest.get(workflow_id)
@@ -130,6 +155,7 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
                 step["retry"]["max_retries"] + 1,
                 step_input(step, run_input, {}),
                 step["timeout"],
+                run["tp"],
             ),
             now,
         )
@@ -237,7 +263,10 @@ async def _lock_run(conn: AsyncConnection, run_id: str) -> Any:
         raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist") from None
     row = (
         await conn.execute(
-            text("SELECT id::text, status, workflow_id, workflow_version FROM runs WHERE id = :id FOR UPDATE"),
+            text(
+                "SELECT id::text, status, workflow_id, workflow_version, traceparent FROM runs "
+                "WHERE id = :id FOR UPDATE"
+            ),
             {"id": run_id},
         )
     ).first()
@@ -358,6 +387,7 @@ async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple
                 attempt + step["retry"]["max_retries"],
                 new_input if has_input else rows[name].input,
                 step["timeout"],
+                run.traceparent,  # a redriven or retried step stays in the run's trace
             )
         )
     await conn.execute(

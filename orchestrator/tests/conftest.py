@@ -138,6 +138,7 @@ class RawWorker:
         self.settings, self.handlers = settings, handlers
         self.group = group or f"{settings.topic_prefix}workers"
         self.seen: list[dict[str, Any]] = []
+        self.records: list[Any] = []  # the job records as consumed (headers included)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RawWorker:
@@ -170,6 +171,7 @@ class RawWorker:
             polled = await self.consumer.getmany(timeout_ms=200)
             for records in polled.values():
                 for rec in records:
+                    self.records.append(rec)
                     await self._handle(orjson.loads(rec.value))
             if polled:
                 await self.consumer.commit()
@@ -197,7 +199,9 @@ class RawWorker:
             result = {"status": "FAILED", "output": None, "error": error}
         await self.send_result(job, **result, started_at=started)
 
-    async def send_result(self, job: dict[str, Any], **fields: Any) -> None:
+    async def send_result(
+        self, job: dict[str, Any], headers: list[tuple[str, bytes]] | None = None, **fields: Any
+    ) -> None:
         body = {
             "v": 1,
             "job_id": job["job_id"],
@@ -209,7 +213,9 @@ class RawWorker:
             "finished_at": _now(),
             **fields,
         }
-        await self.producer.send_and_wait(self.settings.results_topic, orjson.dumps(body), key=job["run_id"].encode())
+        await self.producer.send_and_wait(
+            self.settings.results_topic, orjson.dumps(body), key=job["run_id"].encode(), headers=headers
+        )
 
 
 @pytest.fixture

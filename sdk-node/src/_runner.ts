@@ -6,18 +6,20 @@
  * fits when Kafka refused the first as too large, or `Timeout` when the handler outlived its
  * deadline plus the grace (the worker then stops waiting for it; see #abandon).
  */
+import type { Tracer } from '@opentelemetry/api'
 import type { WorkerConfig } from './config.js'
 import { JobContextImpl } from './context.js'
 import { errorFor, execute, timeoutError, type Handler, type Outcome } from './execute.js'
 import { PayloadTooLarge } from './errors.js'
-import type { Logger } from './logger.js'
+import { childLogger, type Logger } from './logger.js'
 import type { OffsetTracker } from './offsets.js'
 import { decodeJob, encodeResult, timestampNow, UndecodableError, type Job, type Result } from './protocol.js'
 import { VERSION } from './version.js'
 import { raceDeadline } from './_deadline.js'
-import { dltHeaders, header, headersOf, salvageJobId, type KafkaMessage, type Topics } from './_kafka.js'
+import { dltHeaders, headersOf, salvageJobId, type KafkaMessage, type Topics } from './_kafka.js'
 import type { BatchingPublisher, OutgoingMessage, SendStatus } from './_publisher.js'
 import { safeString } from './_text.js'
+import { HandleSpan } from './_tracing.js'
 
 export interface RunReport {
   completed: number
@@ -32,12 +34,21 @@ export interface RunnerDeps {
   topics: Topics
   tracker: OffsetTracker
   workerId: string
+  /** Makes each job's `baton.handle` span (see _tracing.ts). */
+  tracer: Tracer
   /** The worker's one publisher: every send goes through it (see _publisher.ts for why). */
   publisher: BatchingPublisher
   /** True once the worker closed its clients: nothing can be sent any more. */
   isStopped: () => boolean
   /** Called whenever a slot frees up, so the worker can resume fetching. */
   onIdleSlot: () => void
+}
+
+/** One job being run: the decoded job, its handle span, and the logger whose records carry the trace ids. */
+interface Attempt {
+  job: Job
+  span: HandleSpan
+  log: Logger
 }
 
 /** A concurrency slot. `held`: released when the abandoned handler settles, not when the job ends. */
@@ -128,39 +139,48 @@ export class JobRunner {
       return
     }
     const startedAt = timestampNow()
-    const outcome = await this.#runHandler(job, handler, message, slot)
-    // Abandoned at shutdown, or the worker closed meanwhile: left uncommitted, another worker runs it.
-    if (outcome === undefined || this.#deps.isStopped()) return
-    const answered = await this.#answer(job, message, outcome, startedAt)
+    const span = new HandleSpan(this.#deps.tracer, job, message, this.#deps.workerId)
+    const attempt: Attempt = { job, span, log: hasKeys(span.logFields) ? childLogger(this.#deps.logger, span.logFields) : this.#deps.logger }
+    let answered: Outcome | undefined
+    try {
+      const outcome = await this.#runHandler(attempt, handler, slot)
+      // Abandoned at shutdown, or the worker closed meanwhile: left uncommitted, another worker runs it.
+      if (outcome === undefined || this.#deps.isStopped()) return
+      answered = await this.#answer(attempt, outcome, startedAt)
+    } finally {
+      span.end(answered)
+    }
     if (answered === undefined) return
     this.#deps.tracker.done(message.topic, message.partition, message.offset)
-    if (answered === 'COMPLETED') this.report.completed++
+    if (answered.status === 'COMPLETED') this.report.completed++
     else this.report.failed++
   }
 
-  async #runHandler (job: Job, handler: Handler, message: KafkaMessage, slot: Slot): Promise<Outcome | undefined> {
-    const ctx = new JobContextImpl(job, this.#deps.logger, () => this.#heartbeat(job, message))
+  async #runHandler (attempt: Attempt, handler: Handler, slot: Slot): Promise<Outcome | undefined> {
+    const { job, span, log } = attempt
+    const ctx = new JobContextImpl(job, log, () => this.#heartbeat(attempt))
     this.#contexts.add(ctx)
     this.#handlersRunning++
-    const running = execute(handler, job.input, ctx, this.#deps.config.maxPayloadBytes)
+    // Inside the span's context: what the handler starts (spans, awaits) inherits it.
+    const running = span.run(async () => await execute(handler, job.input, ctx, this.#deps.config.maxPayloadBytes))
     void running.finally(() => { this.#handlersRunning-- })
     const race = await raceDeadline(running, ctx, this.#deps.config.deadlineGraceMs)
     this.#contexts.delete(ctx)
     if (race.kind === 'done') return race.value
     if (race.kind === 'aborted') return undefined
-    this.#abandon(ctx, running, slot, race.lateMs)
+    this.#abandon(ctx, running, slot, race.lateMs, log)
     return { status: 'FAILED', error: timeoutError(race.lateMs, this.#deps.config.deadlineGraceMs) }
   }
 
   // Node cannot stop a handler: fire its signal, count it as stuck until it settles and drop what
   // it returns. Up to maxAbandoned such handlers get their slot freed, so fetching goes on; past
   // the cap the slot stays taken, which bounds how many can pile up.
-  #abandon (ctx: JobContextImpl, running: Promise<Outcome>, slot: Slot, lateMs: number): void {
+  #abandon (ctx: JobContextImpl, running: Promise<Outcome>, slot: Slot, lateMs: number, log: Logger): void {
     const graceMs = this.#deps.config.deadlineGraceMs
     ctx.abandon(`job deadline passed ${lateMs} ms ago (grace ${graceMs} ms)`, 'TimeoutError')
     this.#stuck.add(ctx)
     const freed = this.#freed < this.#deps.config.maxAbandoned
-    this.#deps.logger.warn('handler outlived its deadline; answering Timeout', { job_id: ctx.jobId, late_ms: lateMs, slot_freed: freed })
+    log.warn('handler outlived its deadline; answering Timeout', { job_id: ctx.jobId, late_ms: lateMs, slot_freed: freed })
     if (freed) {
       this.#freed++
       slot.release()
@@ -171,28 +191,30 @@ export class JobRunner {
       this.#stuck.delete(ctx)
       if (freed) this.#freed--
       else slot.release()
-      this.#deps.logger.info('abandoned handler settled; its result is dropped', { job_id: ctx.jobId })
+      log.info('abandoned handler settled; its result is dropped', { job_id: ctx.jobId })
     })
   }
 
-  /** Publishes the job's one result; returns its status once acknowledged, undefined if not sent. */
-  async #answer (job: Job, message: KafkaMessage, outcome: Outcome, startedAt: string): Promise<Result['status'] | undefined> {
-    const status = await this.#send(this.#resultMessage(job, message, this.#encode(job, outcome, startedAt)))
-    if (status === 'sent') return outcome.status
+  /** Publishes the job's one result; returns the outcome sent once acknowledged, undefined if not sent. */
+  async #answer (attempt: Attempt, outcome: Outcome, startedAt: string): Promise<Outcome | undefined> {
+    const { job, log } = attempt
+    const status = await this.#send(this.#resultMessage(attempt, this.#encode(attempt, outcome, startedAt)))
+    if (status === 'sent') return outcome
     if (status === 'stopped') return undefined
     const error = errorFor(new PayloadTooLarge(`the ${outcome.status} result was refused by Kafka as too large for ${this.#deps.topics.results}`))
     error.stacktrace = null
-    this.#deps.logger.warn('result too large for Kafka; sending a PayloadTooLarge result instead', { job_id: job.job_id })
-    const replacement = await this.#send(this.#resultMessage(job, message, this.#encode(job, { status: 'FAILED', error }, startedAt)))
-    if (replacement === 'tooLarge') this.#deps.logger.error('even a minimal result is too large for the results topic; job left unanswered', { job_id: job.job_id })
-    return replacement === 'sent' ? 'FAILED' : undefined
+    log.warn('result too large for Kafka; sending a PayloadTooLarge result instead', { job_id: job.job_id })
+    const replacement: Outcome = { status: 'FAILED', error }
+    const sent = await this.#send(this.#resultMessage(attempt, this.#encode(attempt, replacement, startedAt)))
+    if (sent === 'tooLarge') log.error('even a minimal result is too large for the results topic; job left unanswered', { job_id: job.job_id })
+    return sent === 'sent' ? replacement : undefined
   }
 
-  #encode (job: Job, outcome: Outcome, startedAt: string): string {
+  #encode ({ job, log }: Attempt, outcome: Outcome, startedAt: string): string {
     const result = this.#result(job, outcome.status, startedAt)
     if (outcome.status === 'FAILED') {
       result.error = outcome.error
-      this.#deps.logger.debug('job failed', { job_id: job.job_id, type: outcome.error.type })
+      log.debug('job failed', { job_id: job.job_id, type: outcome.error.type })
     }
     return encodeResult(result, outcome.status === 'COMPLETED' ? outcome.outputJson : 'null')
   }
@@ -212,23 +234,24 @@ export class JobRunner {
     }
   }
 
-  #resultMessage (job: Job, message: KafkaMessage, json: string): OutgoingMessage {
-    const traceparent = header(message, 'traceparent')
+  #resultMessage ({ job, span }: Attempt, json: string): OutgoingMessage {
     return {
       topic: this.#deps.topics.results,
       key: Buffer.from(job.run_id, 'utf8'),
       value: Buffer.from(json, 'utf8'),
-      headers: headersOf({ 'baton-job-id': job.job_id, traceparent })
+      // The handle span's context: the orchestrator's baton.result span is its child.
+      headers: headersOf({ 'baton-job-id': job.job_id, ...span.headers })
     }
   }
 
   // Fire and forget (heartbeat() must not block a handler); at most one in flight per job, since
   // the orchestrator only needs to know the job is alive, not how often the handler said so.
-  #heartbeat (job: Job, message: KafkaMessage): void {
+  #heartbeat (attempt: Attempt): void {
+    const job = attempt.job
     if (this.#heartbeatsInFlight.has(job.job_id) || this.#deps.isStopped()) return
     this.#heartbeatsInFlight.add(job.job_id)
     const json = encodeResult(this.#result(job, 'HEARTBEAT', null))
-    this.#deps.publisher.publish(this.#resultMessage(job, message, json))
+    this.#deps.publisher.publish(this.#resultMessage(attempt, json))
       .catch((err: unknown) => this.#deps.logger.warn('heartbeat send failed', { job_id: job.job_id, error: describe(err) }))
       .finally(() => this.#heartbeatsInFlight.delete(job.job_id))
   }
@@ -268,4 +291,9 @@ export function describe (err: unknown): string {
   } catch {
     return safeString(err)
   }
+}
+
+function hasKeys (fields: object): boolean {
+  for (const _ in fields) return true
+  return false
 }

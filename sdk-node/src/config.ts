@@ -2,6 +2,7 @@
  * The one place that reads BATON_* environment variables. Names, defaults and validation messages
  * follow docs/sdk-contract.md word for word, so the three SDKs reject the same input the same way.
  */
+import type { Tracer, TracerProvider } from '@opentelemetry/api'
 import { ConfigError } from './errors.js'
 import type { Logger } from './logger.js'
 
@@ -36,6 +37,13 @@ export interface WorkerOptions {
   handleSignals?: boolean
   /** Where the SDK logs; default: info and above to stderr, debug silent. */
   logger?: Logger
+  /**
+   * Makes the `baton.handle` spans. Default: `trace.getTracer('baton', VERSION)` from the global
+   * provider, a no-op until the application registers an OpenTelemetry SDK.
+   */
+  tracer?: Tracer
+  /** Used for the tracer (`getTracer('baton', VERSION)`) when `tracer` is not given. */
+  tracerProvider?: TracerProvider
 }
 
 export interface WorkerConfig {

@@ -5,6 +5,7 @@
  * crash at any point re-runs jobs rather than losing them.
  */
 import { randomBytes } from 'node:crypto'
+import type { Tracer } from '@opentelemetry/api'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { resolveConfig, validateAction, type WorkerConfig, type WorkerOptions } from './config.js'
@@ -18,6 +19,7 @@ import { createClients, endOffsets, ensureTopics, isUnreachable, openJobStream, 
 import { describe, JobRunner, type RunReport } from './_runner.js'
 import { BatchingPublisher } from './_publisher.js'
 import { installSignalHandlers } from './_signals.js'
+import { resolveTracer } from './_tracing.js'
 
 export type { RunReport } from './_runner.js'
 
@@ -32,6 +34,7 @@ export class Worker {
   readonly id = `node-${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
   readonly #config: WorkerConfig
   readonly #logger: Logger
+  readonly #tracer: Tracer
   readonly #topics: Topics
   readonly #handlers = new Map<string, Handler>()
   readonly #tracker = new OffsetTracker()
@@ -51,6 +54,7 @@ export class Worker {
 
   constructor (options: WorkerOptions = {}) {
     this.#logger = options.logger ?? defaultLogger()
+    this.#tracer = resolveTracer(options)
     this.#config = resolveConfig(options, process.env, (message) => warnOnce(this.#logger, message))
     this.#topics = topicsFor(this.#config.topicPrefix)
   }
@@ -127,6 +131,7 @@ export class Worker {
       topics: this.#topics,
       tracker: this.#tracker,
       workerId: this.id,
+      tracer: this.#tracer,
       publisher: this.#publisher,
       isStopped: () => this.#state === 'stopped',
       onIdleSlot: () => { if (this.#state === 'running') this.#stream?.resume() }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import inspect
 import queue
@@ -11,7 +12,7 @@ import re
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import validate_action
@@ -37,11 +38,13 @@ class Handler:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a handler call ended: COMPLETED with encoded output, or FAILED with an error object."""
+    """How a handler call ended: COMPLETED with encoded output, or FAILED with an error object (and the
+    exception it was made from, for the trace)."""
 
     status: Literal["COMPLETED", "FAILED"]
     output_json: str = "null"
     error: dict[str, Any] | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 def make_handler(action: str, fn: object) -> Handler:
@@ -117,12 +120,16 @@ class DaemonPool:
 
 
 async def call_handler(handler: Handler, payload: Any, ctx: JobContext, pool: DaemonPool) -> Any:
-    """Run the handler: async ones on the loop, sync ones in the pool; await an awaitable result."""
+    """Run the handler: async ones on the loop, sync ones in the pool; await an awaitable result.
+
+    A sync handler runs in a copy of the caller's context variables (as ``asyncio.to_thread`` does),
+    so the current trace span, among others, is the same in its thread."""
     args = (payload, ctx) if handler.takes_ctx else (payload,)
     if handler.is_async:
         value = await handler.fn(*args)
     else:
-        value = await asyncio.wrap_future(pool.submit(functools.partial(handler.fn, *args)))
+        call = functools.partial(contextvars.copy_context().run, handler.fn, *args)
+        value = await asyncio.wrap_future(pool.submit(call))
     if inspect.isawaitable(value):
         value = await value
     return value
@@ -139,9 +146,9 @@ async def run_handler(
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise  # our own cancellation, not the handler's doing
-        return Outcome("FAILED", error=error_from_exception(exc))
+        return Outcome("FAILED", error=error_from_exception(exc), exception=exc)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt too: they fail this job, not the worker
-        return Outcome("FAILED", error=error_from_exception(exc))
+        return Outcome("FAILED", error=error_from_exception(exc), exception=exc)
     return encode_output(value, max_payload_bytes)
 
 
@@ -152,10 +159,10 @@ def encode_output(value: Any, max_payload_bytes: int) -> Outcome:
         size = len(output_json.encode())  # lone surrogates fail here (UnicodeEncodeError)
     except Exception as exc:  # TypeError, ValueError, RecursionError, or a failing __iter__/__str__ of a value
         problem = SerializationError(f"handler returned a value that is not JSON-serialisable: {_describe(exc)}")
-        return Outcome("FAILED", error=error_from_exception(problem, with_stack=False))
+        return Outcome("FAILED", error=error_from_exception(problem, with_stack=False), exception=problem)
     if size > max_payload_bytes:
         error = PayloadTooLarge(f"output is {size} bytes, over max_payload_bytes={max_payload_bytes}")
-        return Outcome("FAILED", error=error_from_exception(error, with_stack=False))
+        return Outcome("FAILED", error=error_from_exception(error, with_stack=False), exception=error)
     return Outcome("COMPLETED", output_json=output_json)
 
 

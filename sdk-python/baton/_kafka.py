@@ -130,11 +130,9 @@ def make_consumer(settings: WorkerSettings, client_id: str) -> AIOKafkaConsumer:
     )
 
 
-def result_headers(job_id: str, record_headers: Sequence[tuple[str, bytes]]) -> Headers:
-    """``baton-job-id`` plus the job's W3C ``traceparent``, when it had one."""
-    headers: Headers = [("baton-job-id", job_id.encode())]
-    headers += [(k, v) for k, v in record_headers if k == "traceparent"]
-    return headers
+def result_headers(job_id: str, trace_headers: Sequence[tuple[str, bytes]]) -> Headers:
+    """``baton-job-id`` plus the W3C ``traceparent``/``tracestate`` of the job's handle span."""
+    return [("baton-job-id", job_id.encode()), *trace_headers]
 
 
 def dead_letter_headers(record: Any, group_id: str, reason: str, job_id: str | None) -> Headers:

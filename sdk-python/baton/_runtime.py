@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Tracer, TracerProvider
+
 from . import _kafka
 from ._deadline import Supervisor, timeout_error
 from ._dispatch import DaemonPool, Handler, Outcome, run_handler
@@ -24,6 +27,7 @@ from ._kafka import (
 )
 from ._offsets import Committer, Ticket
 from ._sender import Sender
+from ._tracing import JobSpan, make_tracer
 from .config import WorkerSettings
 from .context import JobContext
 from .protocol import (
@@ -60,8 +64,15 @@ def _now() -> str:
 class Runtime:
     """Owns the Kafka clients and the in-flight jobs of one run of a :class:`~baton.Worker`."""
 
-    def __init__(self, settings: WorkerSettings, handlers: Mapping[str, Handler], worker: WorkerInfo) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        handlers: Mapping[str, Handler],
+        worker: WorkerInfo,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self._s, self._handlers, self._worker = settings, dict(handlers), worker
+        self._tracer: Tracer = make_tracer(tracer_provider)
         assert settings.max_abandoned is not None
         self._supervisor = Supervisor(settings.deadline_grace, settings.max_abandoned)
         # Room for the abandoned sync handlers whose slots were freed: their threads are still busy.
@@ -289,11 +300,11 @@ class Runtime:
                 await self._sender.dead_letter(record, exc)
                 self._counts["DLT"] += 1
             else:
-                result, slot_kept = await self._execute(job, record.headers)
+                result, slot_kept, trace_headers = await self._execute(job, record)
                 if not slot_kept:
                     self._release()
                 released = True
-                status = await self._sender.result(result, _kafka.result_headers(job.job_id, record.headers))
+                status = await self._sender.result(result, _kafka.result_headers(job.job_id, trace_headers))
                 self._counts[status] += 1
             assert self._committer is not None
             self._committer.finished(ticket)
@@ -310,18 +321,28 @@ class Runtime:
             raise Undecodable(f"no handler registered for action {job.action!r}", job.job_id)
         return job
 
-    async def _execute(self, job: Job, headers: Sequence[tuple[str, bytes]]) -> tuple[Result, bool]:
-        """Run the job's handler within its deadline; the result, and whether the slot stays taken
-        (an abandoned handler past ``max_abandoned``: released when it returns)."""
+    async def _execute(
+        self, job: Job, record: ConsumerRecord[bytes, bytes]
+    ) -> tuple[Result, bool, Sequence[tuple[str, bytes]]]:
+        """Run the job's handler within its deadline, in its ``baton.handle`` span; the result, whether
+        the slot stays taken (an abandoned handler past ``max_abandoned``: released when it returns),
+        and the trace headers for the job's results."""
         started = _now()
         live = [True]  # False once abandoned: its late heartbeats are dropped
-        ctx = JobContext(job, functools.partial(self._heartbeat_soon, job, headers, started, live))
+        span = JobSpan(self._tracer, job, record.topic, self._worker, record.headers)
+        heartbeat = functools.partial(self._heartbeat_soon, job, span.headers, started, live)
+        ctx = JobContext(job, heartbeat, span.ids)
         handler = self._handlers[job.action]
-        call = asyncio.create_task(run_handler(handler, job.input, ctx, self._pool, self._s.max_payload_bytes))
+        token = span.attach()  # the task copies the current context: the handler runs in the span
+        try:
+            call = asyncio.create_task(run_handler(handler, job.input, ctx, self._pool, self._s.max_payload_bytes))
+        finally:
+            otel_context.detach(token)
         try:
             outcome = await self._supervisor.wait(call, ctx)
         except asyncio.CancelledError:
             call.cancel()  # the drain was cut short: the job stays uncommitted
+            span.span.end()
             raise
         slot_kept = False
         if outcome is None:
@@ -335,6 +356,7 @@ class Runtime:
                 "kept: max_abandoned reached" if slot_kept else "freed",
             )
         self._log_failure(ctx, outcome)
+        span.finish(outcome)
         result = Result(
             job.job_id,
             job.run_id,
@@ -347,7 +369,7 @@ class Runtime:
             outcome.output_json,
             outcome.error,
         )
-        return result, slot_kept
+        return result, slot_kept, span.headers
 
     @staticmethod
     def _log_failure(ctx: JobContext, outcome: Outcome) -> None:

@@ -21,22 +21,23 @@ class JobContext:
     Everything is read-only except :attr:`deadline`, which :meth:`heartbeat` moves.
     """
 
-    __slots__ = ("_deadline", "_job", "_logger", "_on_heartbeat")
+    __slots__ = ("_deadline", "_job", "_logger", "_on_heartbeat", "_trace_ids")
 
-    def __init__(self, job: Job, on_heartbeat: Callable[[], None]) -> None:
+    def __init__(self, job: Job, on_heartbeat: Callable[[], None], trace_ids: tuple[str, str] | None = None) -> None:
         self._job = job
         self._deadline = job.deadline
         self._on_heartbeat = on_heartbeat
-        self._logger = logging.LoggerAdapter(
-            _log,
-            {
-                "job_id": job.job_id,
-                "run_id": job.run_id,
-                "step": job.step,
-                "attempt": job.attempt,
-                "action": job.action,
-            },
-        )
+        self._trace_ids = trace_ids
+        extra: dict[str, object] = {
+            "job_id": job.job_id,
+            "run_id": job.run_id,
+            "step": job.step,
+            "attempt": job.attempt,
+            "action": job.action,
+        }
+        if trace_ids is not None:
+            extra["trace_id"], extra["span_id"] = trace_ids
+        self._logger = logging.LoggerAdapter(_log, extra)
 
     @property
     def job_id(self) -> str:
@@ -79,13 +80,25 @@ class JobContext:
         return f"{self._job.run_id}:{self._job.step}"
 
     @property
+    def trace_id(self) -> str | None:
+        """The job's trace (32 lowercase hex digits) when it is traced (``traceparent`` or a tracer)."""
+        return self._trace_ids[0] if self._trace_ids else None
+
+    @property
+    def span_id(self) -> str | None:
+        """The worker's ``baton.handle`` span (16 lowercase hex digits) while tracing is configured; with
+        no OpenTelemetry SDK, the span of the job's ``traceparent``."""
+        return self._trace_ids[1] if self._trace_ids else None
+
+    @property
     def deadline(self) -> datetime:
         """When the orchestrator gives up on this attempt (UTC); :meth:`heartbeat` extends it."""
         return self._deadline
 
     @property
     def logger(self) -> logging.LoggerAdapter[Any]:
-        """A ``baton.job`` logger adapter; its records carry ``job_id``, ``run_id``, ``step``, ``attempt``."""
+        """A ``baton.job`` logger adapter; its records carry ``job_id``, ``run_id``, ``step``, ``attempt``,
+        ``action``, and ``trace_id``/``span_id`` when the job is traced."""
         return self._logger
 
     def heartbeat(self) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from opentelemetry.trace import TracerProvider
+
 from . import __version__
 from ._dispatch import Handler, make_handler
 from ._runtime import RunReport, Runtime
@@ -33,7 +35,8 @@ class Worker:
     ``BATON_WORKER_CONCURRENCY`` and ``BATON_TOPIC_PREFIX``, then to the defaults (``localhost:9092``,
     ``workflow-workers``, 8, ``workflow-``). ``settings`` carries the rarer options (payload limit,
     created topics, presence interval, drain timeout, deadline grace, max abandoned); explicit arguments
-    override it.
+    override it. ``tracer_provider`` makes the worker's ``baton.handle`` spans with that OpenTelemetry
+    provider instead of the global one (see the README, "Tracing").
 
     Example::
 
@@ -50,6 +53,7 @@ class Worker:
         *,
         topic_prefix: str | None = None,
         settings: WorkerSettings | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         explicit: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
@@ -60,6 +64,7 @@ class Worker:
         self.settings = settings.replace(**explicit) if settings else WorkerSettings.from_env(**explicit)
         self.id = f"python-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self._handlers: dict[str, Handler] = {}
+        self._tracer_provider = tracer_provider
         self._runtime: Runtime | None = None
         self._task: asyncio.Task[RunReport] | None = None
 
@@ -154,7 +159,8 @@ class Worker:
             raise ConfigError("register at least one action before starting the worker")
         if self._runtime is not None:
             raise WorkerStateError("the worker is already running")
-        self._runtime = Runtime(self.settings, self._handlers, WorkerInfo(self.id, "python", __version__))
+        worker = WorkerInfo(self.id, "python", __version__)
+        self._runtime = Runtime(self.settings, self._handlers, worker, self._tracer_provider)
         return self._runtime
 
     async def _execute(self, runtime: Runtime, *, until_idle: bool, drain_timeout: float) -> RunReport:

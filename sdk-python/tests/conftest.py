@@ -82,7 +82,14 @@ class Kit:
             for n in new:
                 await self.producer.partitions_for(n)
 
-    async def send_job(self, job: dict[str, Any] | bytes, action: str | None = None, key: bytes = b"k") -> None:
+    async def send_job(
+        self,
+        job: dict[str, Any] | bytes,
+        action: str | None = None,
+        key: bytes = b"k",
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Send a job; ``headers`` replace the default (a fixed ``traceparent``)."""
         if isinstance(job, dict):
             action = action or job["action"]
             key = job["run_id"].encode()
@@ -90,7 +97,8 @@ class Kit:
         else:
             value = job
         await self.create_topics(action or "none")
-        headers = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+        if headers is None:
+            headers = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
         await self.producer.send_and_wait(f"{self.prefix}jobs.{action}", value, key=key, headers=headers)
 
     async def read(self, topic: str, count: int, timeout: float = 20.0) -> list[ConsumerRecord]:

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .. import bulk, service, waits
+from .. import bulk, service, tracing, waits
 from ..bus.values import check_value
 from ..core import ServiceError
 from ..definitions import WorkflowSpec
@@ -85,12 +85,15 @@ class RedriveRequest(TriggerRequest):
 )
 async def trigger(
     core: CoreDep,
+    request: Request,
     workflow_id: WorkflowId,
     idempotency_key: IdemKey = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
     wait: Wait = None,
 ) -> Response:
-    status, payload = await service.trigger(core, workflow_id, body.input if body else None, idempotency_key)
+    # The caller's W3C `traceparent` (not a documented parameter: any value is accepted, a bad one ignored).
+    parent = request.headers.get("traceparent") if tracing.TRACER is not None else None
+    status, payload = await service.trigger(core, workflow_id, body.input if body else None, idempotency_key, parent)
     if wait is not None:
         # Trigger-and-wait: the finished run (201/200), or 202 with the run as it stands when the wait ends.
         run = await waits.wait_for_run(core, payload["run_id"], wait)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import commands
+from . import commands, trace
 from . import schedules as automations
 from .api import ApiError
 from .commands import EXIT_ERROR
@@ -38,6 +38,7 @@ app.add_typer(automations.triggers, name="triggers")
 app.add_typer(db, name="db")
 app.command("trigger")(commands.trigger)
 app.command("workers")(commands.workers)
+app.command("trace")(trace.command)
 
 
 class Role(StrEnum):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from ..settings import Settings
 
-_JOB_FIELDS = ("run_id", "step", "job_id", "workflow_id")
+_JOB_FIELDS = ("run_id", "step", "job_id", "workflow_id", "trace_id", "span_id")
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,8 +28,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
+    from ..tracing import TraceIdsFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(TraceIdsFilter())  # trace_id/span_id on lines logged inside a span
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
@@ -48,6 +51,7 @@ def _settings() -> Settings:
 def serve(role: str, host: str, port: int, no_migrate: bool, force_migrate: bool) -> None:
     import uvicorn
 
+    from .. import tracing
     from ..app import create_app
     from ..db import migrate
 
@@ -55,9 +59,14 @@ def serve(role: str, host: str, port: int, no_migrate: bool, force_migrate: bool
     configure_logging(settings.log_level)
     if (settings.auto_migrate and not no_migrate and role != "engine") or force_migrate:
         _migrate_or_exit(migrate, settings)
+    if tracing.configure():
+        logging.getLogger("baton.tracing").info("tracing on: spans of service %s exported", tracing.SERVICE_NAME)
     app = create_app(settings, role=role)
     _tune_gc()
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    finally:
+        tracing.shutdown()  # the last spans are flushed to their files / collector
 
 
 def _tune_gc() -> None:

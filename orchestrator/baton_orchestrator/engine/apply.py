@@ -42,6 +42,7 @@ class Outcome:
     worker: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    traceparent: bytes | None = None  # the result record's header (tracing on): the result span's parent
 
 
 @dataclass(slots=True)
@@ -52,6 +53,7 @@ class Applied:
     retries: int = 0
     dead_letters: int = 0
     runs_finished: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, _Row] = field(default_factory=dict)  # the locked attempts by job id (for result spans)
 
 
 class Definitions:
@@ -107,12 +109,12 @@ def index(definition: dict[str, Any]) -> dict[str, Any]:
 
 _LOCK_OPEN = """
 SELECT s.run_id::text AS run_id, s.name, s.job_id, s.attempt, s.max_attempts, s.action, s.deadline, s.timeout_ms,
-       s.workflow_id, s.workflow_version, s.run_status
+       s.workflow_id, s.workflow_version, s.run_status, s.traceparent
 FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
 -- One primary-key lookup per outcome, locked in the caller's (sorted) order: a LATERAL subquery with
 -- FOR UPDATE is never flattened, so no cached plan can turn this into a scan.
 CROSS JOIN LATERAL (
-    SELECT s.*, r.workflow_id, r.workflow_version, r.status AS run_status
+    SELECT s.*, r.workflow_id, r.workflow_version, r.status AS run_status, r.traceparent
     FROM steps s JOIN runs r ON r.id = s.run_id
     WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status IN ('QUEUED', 'RUNNING')
     FOR UPDATE OF s
@@ -120,7 +122,7 @@ CROSS JOIN LATERAL (
 """
 _RUN_STEPS = """
 SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt,
-       r.workflow_id, r.workflow_version
+       r.workflow_id, r.workflow_version, r.traceparent
 FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
 """
 
@@ -140,6 +142,7 @@ class Applier:
         lock_args = sorted(({"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()), key=_lock_key)
         cur = await conn.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
         rows = {r[2]: _Row(*r) for r in await cur.fetchall()}
+        result.rows = rows
         result.ignored += [o for j, o in first.items() if j not in rows]
         completed: list[tuple[Outcome, _Row, dict[str, Any]]] = []
         dead: list[tuple[Outcome, _Row, str]] = []
@@ -230,6 +233,7 @@ class Applier:
                         step["retry"]["max_retries"] + 1,
                         outcome.output,
                         step["timeout"],
+                        row.traceparent,
                     ),
                     now,
                 )
@@ -285,6 +289,7 @@ class Applier:
                         attempts[name] + step["retry"]["max_retries"] + 1,
                         tr.step_input(step, run_input, outputs),
                         step["timeout"],
+                        srows[0][9],  # the run's traceparent
                     ),
                     now,
                 )
@@ -424,3 +429,4 @@ class _Row:
     workflow_id: str
     workflow_version: int
     run_status: str
+    traceparent: str | None

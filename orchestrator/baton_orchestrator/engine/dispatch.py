@@ -24,6 +24,7 @@ from aiokafka.errors import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .. import tracing
 from ..bus.codec import Headers
 from ..settings import Settings
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
@@ -134,6 +135,14 @@ async def send_each(
     return acked, failed
 
 
+def _end_spans(acked: list[Outbound], failed: list[tuple[Outbound, Exception]]) -> None:
+    # A dispatch span lasts from queueing to Kafka's ack; a failed send is marked and left to the relay.
+    for m in acked:
+        tracing.end_dispatch(m.span)
+    for m, exc in failed:
+        tracing.end_dispatch(m.span, exc)
+
+
 class Publisher:
     """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
@@ -156,6 +165,8 @@ class Publisher:
             acked, failed = await send_each(self.producer, msgs)
         finally:
             self.in_flight.difference_update(ids)
+        if tracing.TRACER is not None:
+            _end_spans(acked, failed)
         self._published.extend(m.id for m in acked)
         if failed:
             log.warning("publish failed; %d outbox rows left for the relay: %s", len(failed), failed[0][1])

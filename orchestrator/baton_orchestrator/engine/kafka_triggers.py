@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import text
 
-from .. import service
+from .. import service, tracing
 from ..bus.codec import dlt_headers
 from ..core import Core, ServiceError
 from ..triggers import Accepted, Rejected, dlt_topic, read_record
@@ -109,7 +109,8 @@ class TriggerConsumer:
         read = read_record(record.value, record.key, row.key_path, (record.topic, record.partition, record.offset))
         if isinstance(read, Accepted):
             try:
-                await service.trigger(self.core, row.workflow_id, read.input, read.key)
+                parent = tracing.header_of(record.headers) if tracing.TRACER is not None else None
+                await service.trigger(self.core, row.workflow_id, read.input, read.key, parent)
                 return
             except ServiceError as exc:
                 if exc.status >= 500:

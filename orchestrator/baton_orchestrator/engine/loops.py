@@ -21,6 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import namedtuple_row
 from redis.asyncio import Redis
 
+from .. import tracing
 from ..bus.codec import InvalidResult, Result, Undecodable, decode_result, decode_worker_heartbeat, dlt_headers
 from ..metrics import Metrics
 from ..settings import Settings
@@ -135,7 +136,9 @@ class ResultsLoop:
 
     async def _apply_isolated(self, items: list[tuple[ConsumerRecord, Result]]) -> None:
         try:
-            await self._apply([res for _, res in items])
+            # Tracing on: each result's traceparent header, the parent of its result span.
+            parents = [tracing.header_of(rec.headers) for rec, _ in items] if tracing.TRACER is not None else None
+            await self._apply([res for _, res in items], parents)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -170,10 +173,11 @@ class ResultsLoop:
     def _is_heartbeat(rec: ConsumerRecord) -> bool:
         return b'"HEARTBEAT"' in (rec.value or b"")
 
-    async def _apply(self, results: list[Result]) -> None:
+    async def _apply(self, results: list[Result], parents: list[bytes | None] | None = None) -> None:
         outcomes: list[Outcome] = []
         beats: list[Result] = []
-        for res in results:
+        start_ns = time.time_ns()
+        for i, res in enumerate(results):
             if res.status == "HEARTBEAT":
                 beats.append(res)
             else:
@@ -188,6 +192,7 @@ class ResultsLoop:
                         res.worker,
                         res.started_at,
                         res.finished_at,
+                        parents[i] if parents else None,
                     )
                 )
         writes = Writes(delete_outbox=self.publisher.take_published())
@@ -202,6 +207,8 @@ class ResultsLoop:
             self.publisher.give_back(writes.delete_outbox)
             raise
         if applied:
+            if tracing.TRACER is not None:  # after the commit: a rolled-back batch records nothing
+                tracing.record_results(tracing.TRACER, applied, self.settings.results_topic, start_ns)
             self.publisher.publish_soon(applied.outbound)
             record_applied(self.metrics, applied)
             self.metrics.batch_size.observe(len(outcomes))
@@ -305,7 +312,7 @@ class TimersLoop:
                 await asyncio.sleep(self.settings.timer_interval_seconds)
 
     async def sweep(self) -> bool:
-        writes, applied = Writes(), None
+        writes, applied, start_ns = Writes(), None, time.time_ns()
         async with self.pg.transaction() as conn:
             due: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_DUE_RETRIES)).fetchall()
             now = now_utc()
@@ -322,6 +329,7 @@ class TimersLoop:
                         r.max_attempts,
                         r.input,
                         r.timeout_ms / 1000,
+                        r.traceparent,
                     ),
                     now,
                 )
@@ -347,6 +355,8 @@ class TimersLoop:
             else:
                 out, _ = await flush(conn, writes)
         if applied:
+            if tracing.TRACER is not None:  # a timeout's result span: its parent is the run's trigger span
+                tracing.record_results(tracing.TRACER, applied, self.settings.results_topic, start_ns)
             record_applied(self.metrics, applied)
             self.metrics.timeouts.inc(len(timeouts))
         self.metrics.steps_dispatched.inc(len(due))
@@ -356,7 +366,7 @@ class TimersLoop:
 
 _DUE_RETRIES = """
 SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms,
-       r.workflow_id, r.workflow_version
+       r.workflow_id, r.workflow_version, r.traceparent
 FROM steps s JOIN runs r ON r.id = s.run_id
 WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
 ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED

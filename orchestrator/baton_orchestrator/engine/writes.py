@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .. import tracing
 from ..bus.codec import Headers, encode_job, job_headers
 from ..settings import Settings
 from .pg import Conn, raw
@@ -36,6 +37,7 @@ class Outbound:
     key: bytes | None
     value: bytes
     headers: Headers
+    span: Any = None  # the job's dispatch span (tracing on), ended once Kafka acknowledged the job
 
 
 @dataclass(slots=True)
@@ -51,6 +53,7 @@ class JobSpec:
     max_attempts: int
     input: Any
     timeout_s: float
+    traceparent: str | None = None  # the run's trigger span (runs.traceparent): the dispatch span's parent
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Writes:
     # Jobs over the payload limit: never queued, their steps are dead-lettered in the same transaction.
     oversize: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)  # steps a `when:` or a skipped branch skips
+    # Dispatch spans by outbox ref (tracing on): only the jobs the statement really queued get them ended.
+    spans: dict[str, Any] = field(default_factory=dict)
 
     def event(self, run_id: str, step: str | None, kind: str, data: Any = None) -> None:
         self.events.append({"run_id": run_id, "step": step, "type": kind, "data": data})
@@ -102,7 +107,11 @@ class Writes:
                 "timeout_ms": timeout_ms,
             }
         )
-        self.outbox[f"job:{job_id}"] = (settings.job_topic(job.action), job.run_id.encode(), value, job_headers(job_id))
+        topic, headers = settings.job_topic(job.action), job_headers(job_id)
+        if tracing.TRACER is not None:
+            self.spans[f"job:{job_id}"], trace_headers = tracing.start_dispatch(tracing.TRACER, job, job_id, topic)
+            headers += trace_headers
+        self.outbox[f"job:{job_id}"] = (topic, job.run_id.encode(), value, headers)
         self.event(job.run_id, job.step, "step_queued", {"attempt": job.attempt, "job_id": job_id})
         return job_id
 
@@ -277,7 +286,7 @@ async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outb
     created, completed = row[0], row[1]
     out = []
     for outbox_id, ref in created:
-        out.append(Outbound(outbox_id, *writes.outbox[ref]))
+        out.append(Outbound(outbox_id, *writes.outbox[ref], writes.spans.get(ref)))
     return out, int(completed)
 
 
@@ -292,9 +301,9 @@ WITH cur AS (
     -- Only when %(v)s is still the latest version (the caller's hint may be stale: it retries).
     -- ON CONFLICT waits for a concurrent insert of the same key to commit: exactly one run per key.
     INSERT INTO runs (id, workflow_id, workflow_version, status, input, output, idempotency_key, request_hash,
-                      finished_at)
+                      finished_at, traceparent)
     SELECT %(id)s, %(wf)s, %(v)s, %(status)s, %(input)s::jsonb, %(output)s::jsonb, %(key)s, %(hash)s,
-           CASE WHEN %(status)s = 'COMPLETED' THEN now() END
+           CASE WHEN %(status)s = 'COMPLETED' THEN now() END, %(tp)s
     FROM cur WHERE cur.v = %(v)s
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at
@@ -382,4 +391,4 @@ async def insert_run(
     row = await cur.fetchone()
     assert row is not None
     created, made, latest = row
-    return Inserted(created, [Outbound(i, *writes.outbox[ref]) for i, ref in made], latest)
+    return Inserted(created, [Outbound(i, *writes.outbox[ref], writes.spans.get(ref)) for i, ref in made], latest)

@@ -1,6 +1,7 @@
 package dev.baton.worker;
 
 import dev.baton.worker.internal.Settings;
+import io.opentelemetry.api.OpenTelemetry;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
@@ -30,6 +31,7 @@ public final class WorkerBuilder {
   private Integer maxAbandoned;
   private Integer topicReplicationFactor;
   private Integer topicMinInsyncReplicas;
+  private OpenTelemetry openTelemetry;
   private final Map<String, Object> kafkaProperties = new HashMap<>();
   private final Map<String, Object> consumerProperties = new HashMap<>();
   private Function<String, String> env = System::getenv;
@@ -130,6 +132,16 @@ public final class WorkerBuilder {
     return this;
   }
 
+  /**
+   * Where the worker's {@code baton.handle <action>} spans go (default {@code GlobalOpenTelemetry.get()},
+   * resolved when the worker starts). Without an OpenTelemetry SDK the API is a no-op: the worker still
+   * forwards the job's trace context to the handler and the result.
+   */
+  public WorkerBuilder openTelemetry(OpenTelemetry openTelemetry) {
+    this.openTelemetry = Objects.requireNonNull(openTelemetry, "openTelemetry");
+    return this;
+  }
+
   /** A Kafka client property for every client of the worker (e.g. security settings). */
   public WorkerBuilder kafkaProperty(String key, Object value) {
     kafkaProperties.put(Objects.requireNonNull(key, "key"), value);
@@ -181,7 +193,7 @@ public final class WorkerBuilder {
     require(minIsr >= 0 && minIsr <= Short.MAX_VALUE, "topic_min_insync_replicas must be a positive integer");
     return new Settings(servers.trim(), group, (int) workers, prefix, (int) payload, (int) partitions,
         interval, drain, grace, (int) abandoned, (int) replication, minIsr == 0 ? null : (int) minIsr,
-        kafkaProperties, consumerProperties);
+        kafkaProperties, consumerProperties, openTelemetry);
   }
 
   private String pick(String explicit, String envName, String fallback) {

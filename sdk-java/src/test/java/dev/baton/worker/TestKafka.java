@@ -118,6 +118,18 @@ final class TestKafka implements AutoCloseable {
     }
   }
 
+  /** Sends a job with raw header bytes (any bytes: not UTF-8, NUL, ...), in the order given. */
+  void sendWithHeaders(String action, String runId, String value, List<Map.Entry<String, byte[]>> headers) {
+    ProducerRecord<byte[], byte[]> record = new ProducerRecord<>(prefix + "jobs." + action,
+        runId.getBytes(StandardCharsets.UTF_8), value.getBytes(StandardCharsets.UTF_8));
+    headers.forEach(h -> record.headers().add(h.getKey(), h.getValue()));
+    try {
+      producer.send(record).get(10, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      throw new IllegalStateException("send failed", e);
+    }
+  }
+
   void sendJob(String action, String jobId, String inputJson) {
     String runId = "run-" + jobId;
     send(action, runId, job(action, jobId, runId, inputJson));

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.baton.worker.internal.Settings;
+import io.opentelemetry.api.OpenTelemetry;
 import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -88,6 +89,16 @@ class WorkerBuilderTest {
     assertInvalid(withEnv(Map.of()).maxAbandoned(-1), "max_abandoned must be a non-negative integer");
     assertInvalid(withEnv(Map.of()).topicReplicationFactor(0), "topic_replication_factor must be a positive integer");
     assertInvalid(withEnv(Map.of()).topicMinInsyncReplicas(0), "topic_min_insync_replicas must be a positive integer");
+  }
+
+  @Test
+  void shouldUseGivenOpenTelemetryOrTheGlobalOneWhenNoneGiven() {
+    OpenTelemetry mine = OpenTelemetry.noop();
+    assertThat(withEnv(Map.of()).openTelemetry(mine).settings().telemetry()).isSameAs(mine);
+    assertThat(withEnv(Map.of()).settings().openTelemetry()).isNull(); // looked up when the worker starts
+    assertThat(withEnv(Map.of()).settings().telemetry()).isNotNull();
+    assertThatThrownBy(() -> Worker.builder().openTelemetry(null)).isInstanceOf(NullPointerException.class)
+        .hasMessage("openTelemetry");
   }
 
   @Test

@@ -47,7 +47,7 @@ public record Failure(String type, String message, String stacktrace, boolean re
   }
 
   /** A CompletionStage wraps what the handler threw; the orchestrator should see the handler's error. */
-  private static Throwable unwrap(Throwable thrown) {
+  static Throwable unwrap(Throwable thrown) {
     Throwable error = thrown;
     while ((error instanceof CompletionException || error instanceof ExecutionException)
         && error.getCause() != null) {

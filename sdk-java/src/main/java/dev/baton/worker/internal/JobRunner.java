@@ -16,7 +16,6 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.header.Header;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -39,10 +38,11 @@ final class JobRunner {
   private final Map<String, ContextJobHandler> handlers;
   private final Counters counters;
   private final Consumer<Event> events;
+  private final Tracing tracing;
 
   JobRunner(Settings settings, Envelopes envelopes, Producer<byte[], byte[]> producer, ResultSender sender,
       ScheduledExecutorService deadlines, Map<String, ContextJobHandler> handlers, Counters counters,
-      Consumer<Event> events) {
+      Consumer<Event> events, Tracing tracing) {
     this.settings = settings;
     this.envelopes = envelopes;
     this.producer = producer;
@@ -51,6 +51,7 @@ final class JobRunner {
     this.handlers = handlers;
     this.counters = counters;
     this.events = events;
+    this.tracing = tracing;
   }
 
   void run(ConsumerRecord<byte[], byte[]> record) {
@@ -65,7 +66,7 @@ final class JobRunner {
       deadLetter(record, e.getMessage());
       return;
     }
-    RunningJob running = new RunningJob(record, job);
+    RunningJob running = new RunningJob(record, job, tracing.start(record, job));
     running.context(new Context(job, () -> heartbeat(running)));
     running.enter(Thread.currentThread()); // before the watch, which may fire at once for a late job
     watch(running);
@@ -79,7 +80,7 @@ final class JobRunner {
     MDC.put("step", job.step());
     MDC.put("attempt", Integer.toString(job.attempt()));
     MDC.put("action", job.action());
-    try {
+    try (Tracing.MdcScope traced = running.span.enter()) { // the user's own spans nest under the handle span
       Object payload = Json.MAPPER.treeToValue(job.input(), Object.class);
       Object value = handler.handle(payload, running.context());
       if (value instanceof CompletionStage<?> stage) {
@@ -117,6 +118,14 @@ final class JobRunner {
     }
     running.stopWatching();
     freeSlot(running);
+    try (Tracing.MdcScope traced = running.span.mdc()) {
+      sendOutcome(running, value, error);
+    } finally {
+      running.span.end();
+    }
+  }
+
+  private void sendOutcome(RunningJob running, Object value, Throwable error) {
     try {
       finish(running, value, error);
     } catch (Throwable e) { // the job must still get its one result
@@ -141,6 +150,7 @@ final class JobRunner {
 
   private byte[] failed(RunningJob running, Throwable error) {
     Failure failure = Failure.of(error);
+    running.span.failed(Failure.unwrap(error), failure);
     Job job = running.job;
     LOG.warn("job {} ({} attempt {}) failed: {}: {}", job.jobId(), job.action(), job.attempt(),
         failure.type(), failure.message());
@@ -170,24 +180,33 @@ final class JobRunner {
     if (freed) {
       freeSlot(running);
     }
+    try (Tracing.MdcScope traced = running.span.mdc()) {
+      answerTimeout(running, late, grace, freed, stack);
+    } finally {
+      running.span.end();
+    }
+  }
+
+  private void answerTimeout(RunningJob running, long late, long grace, boolean freed, String stack) {
     Job job = running.job;
     LOG.warn("job {} ({} attempt {}) still running {} ms after its deadline (grace {} ms): interrupted, "
         + "answered Timeout, slot {}", job.jobId(), job.action(), job.attempt(), late, grace,
         freed ? "given to the next job" : "kept until the handler returns (max_abandoned reached)");
     Failure timeout = Failure.timeout(late, grace, stack);
+    running.span.failed(null, timeout);
     sendResult(running, envelopes.failed(job, timeout, running.startedAt, Instant.now()), counters.failed);
   }
 
   private void sendResult(RunningJob running, byte[] result, AtomicLong count) {
     ConsumerRecord<byte[], byte[]> record = running.record;
-    sender.send(new ResultSender.Outgoing(resultRecord(record, running.job, result), count::incrementAndGet),
+    sender.send(new ResultSender.Outgoing(resultRecord(running, result), count::incrementAndGet),
         partitionOf(record), record.offset(), why -> refused(running, result.length, why));
   }
 
   /** A FAILED result small enough for any topic, for a result Kafka would not take. */
   private ResultSender.Outgoing refused(RunningJob running, int size, Exception why) {
     byte[] result = envelopes.failed(running.job, Failure.refused(size, why), running.startedAt, Instant.now());
-    return new ResultSender.Outgoing(resultRecord(running.record, running.job, result),
+    return new ResultSender.Outgoing(resultRecord(running, result),
         counters.failed::incrementAndGet);
   }
 
@@ -197,7 +216,7 @@ final class JobRunner {
     }
     Job job = running.job;
     try {
-      producer.send(resultRecord(running.record, job, envelopes.heartbeat(job, running.startedAt)), (meta, e) -> {
+      producer.send(resultRecord(running, envelopes.heartbeat(job, running.startedAt)), (meta, e) -> {
         if (e != null) {
           LOG.warn("heartbeat of job {} not sent: {}", job.jobId(), e.toString());
         }
@@ -217,15 +236,13 @@ final class JobRunner {
             counters.deadLettered::incrementAndGet));
   }
 
-  private ProducerRecord<byte[], byte[]> resultRecord(ConsumerRecord<byte[], byte[]> job, Job decoded,
-      byte[] result) {
+  /** A result (or heartbeat) record; its trace headers name the handle span, so the engine's result span nests under it. */
+  private ProducerRecord<byte[], byte[]> resultRecord(RunningJob running, byte[] result) {
+    Job job = running.job;
     ProducerRecord<byte[], byte[]> out = new ProducerRecord<>(settings.resultsTopic(),
-        decoded.runId().getBytes(StandardCharsets.UTF_8), result);
-    out.headers().add("baton-job-id", decoded.jobId().getBytes(StandardCharsets.UTF_8));
-    Header trace = job.headers().lastHeader("traceparent");
-    if (trace != null) {
-      out.headers().add("traceparent", trace.value());
-    }
+        job.runId().getBytes(StandardCharsets.UTF_8), result);
+    out.headers().add("baton-job-id", job.jobId().getBytes(StandardCharsets.UTF_8));
+    running.span.inject(out.headers());
     return out;
   }
 

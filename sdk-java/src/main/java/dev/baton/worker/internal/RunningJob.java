@@ -14,6 +14,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 final class RunningJob {
   final ConsumerRecord<byte[], byte[]> record;
   final Job job;
+  final Tracing.Handle span;
   final Instant startedAt = Instant.now();
   private final AtomicBoolean answered = new AtomicBoolean();
   private final AtomicBoolean slotFreed = new AtomicBoolean();
@@ -26,9 +27,10 @@ final class RunningJob {
   private boolean abandoned;
   private boolean freedWhileAbandoned;
 
-  RunningJob(ConsumerRecord<byte[], byte[]> record, Job job) {
+  RunningJob(ConsumerRecord<byte[], byte[]> record, Job job, Tracing.Handle span) {
     this.record = record;
     this.job = job;
+    this.span = span;
   }
 
   void context(Context context) {

@@ -1,11 +1,15 @@
 package dev.baton.worker.internal;
 
+import io.opentelemetry.api.GlobalOpenTelemetry;
+import io.opentelemetry.api.OpenTelemetry;
 import java.time.Duration;
 import java.util.Map;
 
 /**
  * Validated worker configuration. Built only by {@code WorkerBuilder}, the one place that reads the
- * {@code BATON_*} environment. {@code topicMinInsyncReplicas} is null for the broker's default.
+ * {@code BATON_*} environment. {@code topicMinInsyncReplicas} is null for the broker's default; {@code openTelemetry} is null for
+ * the global instance, looked up only when the worker starts so an application may install its SDK
+ * after building the worker.
  */
 public record Settings(
     String bootstrapServers,
@@ -21,11 +25,17 @@ public record Settings(
     int topicReplicationFactor,
     Integer topicMinInsyncReplicas,
     Map<String, Object> kafkaProperties,
-    Map<String, Object> consumerProperties) {
+    Map<String, Object> consumerProperties,
+    OpenTelemetry openTelemetry) {
 
   public Settings {
     kafkaProperties = Map.copyOf(kafkaProperties);
     consumerProperties = Map.copyOf(consumerProperties);
+  }
+
+  /** The instance whose tracer makes the handle spans. */
+  public OpenTelemetry telemetry() {
+    return openTelemetry != null ? openTelemetry : GlobalOpenTelemetry.get();
   }
 
   /** Records one poll may bring: enough to keep every slot fed between polls. */

@@ -71,8 +71,9 @@ public final class WorkerRuntime {
     pool = handlerPool(settings.concurrency());
     deadlines = deadlineWatch();
     Envelopes envelopes = new Envelopes(identity, settings.maxPayloadBytes());
+    Tracing tracing = new Tracing(settings.telemetry(), identity.id());
     JobRunner runner = new JobRunner(settings, envelopes, producer, sender, deadlines, handlers, counters,
-        events::add);
+        events::add, tracing);
     ConsumerLoop consumerLoop = new ConsumerLoop(KafkaClients.consumer(settings, identity.id()), jobTopics,
         settings, pool, runner, counters, events, untilIdle);
     presence = new Presence(settings, identity, envelopes, producer, actions, counters);
