@@ -14,12 +14,14 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import flow
 from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
+from .engine import gate
 from .engine.apply import run_output
 from .engine.dispatch import add_events, queue_jobs
-from .engine.pg import Conn
+from .engine.pg import Conn, raw
 from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
 
@@ -49,8 +51,27 @@ async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
                 {"id": definition["id"], "v": version, "d": orjson.dumps(definition).decode()},
             )
         ).one()
+        await _declare_rate_limits(conn, definition)
     core.definitions.saw_latest(definition["id"], version)
     return {**definition, "created_at": iso(row.created_at)}
+
+
+_DECLARE_RATE_LIMITS = text("""
+INSERT INTO rate_limits (action, rate_per_s, burst, tokens, declared_by)
+SELECT x.action, x.rate, x.burst, x.burst, :wf
+FROM json_to_recordset(CAST(:rows AS json)) AS x(action text, rate float8, burst int)
+ON CONFLICT (action) DO UPDATE SET rate_per_s = EXCLUDED.rate_per_s, burst = EXCLUDED.burst,
+    tokens = least(rate_limits.tokens, EXCLUDED.burst), declared_by = EXCLUDED.declared_by""")
+
+
+async def _declare_rate_limits(conn: AsyncConnection, definition: dict[str, Any]) -> None:
+    """An action has one bucket, shared by every workflow that declares a rate for it: the definition
+    applied last sets its rate and burst (README, "Flow control")."""
+    limits = definition.get("rate_limits")
+    if not limits:
+        return
+    rows = [{"action": a, "rate": r["limit"] / flow.PERIODS[r["per"]], "burst": r["burst"]} for a, r in limits.items()]
+    await conn.execute(_DECLARE_RATE_LIMITS, {"rows": orjson.dumps(rows).decode(), "wf": definition["id"]})
 
 
 def request_hash(payload: Any) -> str:
@@ -69,13 +90,22 @@ def trigger_body(run_id: str, workflow_id: str, version: int, key: str | None, c
     }
 
 
-async def trigger(core: Core, workflow_id: str, run_input: Any, key: str | None) -> tuple[int, dict[str, Any]]:
+async def trigger(
+    core: Core, workflow_id: str, run_input: Any, key: str | None, priority: int | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Start a run; `priority` (1-5, None: the workflow's, else 3) orders its held steps (flow control)."""
     digest = request_hash({"input": run_input})
     if key:
         cached = await _idem_get(core, workflow_id, key)
         if cached:
             return _replay(cached["hash"], digest, cached["body"])
-    run: dict[str, Any] = {"wf": workflow_id, "input": orjson.dumps(run_input).decode(), "key": key, "hash": digest}
+    run: dict[str, Any] = {
+        "wf": workflow_id,
+        "input": orjson.dumps(run_input).decode(),
+        "key": key,
+        "hash": digest,
+        "given_priority": priority,
+    }
     # The latest version is a hint from memory; the insert itself checks it (one round trip per trigger)
     # and answers with the real latest when a newer version was defined meanwhile, e.g. by another replica.
     version = core.definitions.latest.get(workflow_id)
@@ -110,29 +140,42 @@ _STALE_RETRIES = 5
 
 async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -> Inserted:
     """The run row `run` (insert_run's parameters) with its steps and first jobs, in one statement."""
+    wf = await core.definitions.get(conn, run["wf"], run["v"])
+    if not wf["_flow"]:
+        return await _insert_run(core, conn, wf, run, run_input)
+    # Flow control: the slot checks (under advisory locks), tokens and the insert commit together.
+    async with conn.transaction():
+        return await _insert_run(core, conn, wf, run, run_input)
+
+
+async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> Inserted:
     run_id, workflow_id, version = run["id"], run["wf"], run["v"]
-    wf = await core.definitions.get(conn, workflow_id, version)
     writes = Writes(delete_outbox=core.publisher.take_published())
     now = now_utc()
     status = {s["name"]: "PENDING" for s in wf["steps"]}
     ready, skipped = plan(wf["steps"], status, wf["_conditions"], run_input, {})
+    run["priority"] = priority = flow.priority_of(wf, run.get("given_priority"))
+    waits_for = await _admit_run(conn, wf, run, run_input) if ready else None
     for name in ready:
         step = wf["_by_name"][name]
-        writes.queue(
-            core.settings,
-            JobSpec(
-                run_id,
-                workflow_id,
-                version,
-                name,
-                step["action"],
-                1,
-                step["retry"]["max_retries"] + 1,
-                step_input(step, run_input, {}),
-                step["timeout"],
-            ),
-            now,
+        job = JobSpec(
+            run_id,
+            workflow_id,
+            version,
+            name,
+            step["action"],
+            1,
+            step["retry"]["max_retries"] + 1,
+            step_input(step, run_input, {}),
+            step["timeout"],
+            flow.step_need(wf, name, run_input, {}, priority),
         )
+        if waits_for is not None:  # the run waits for a run-level slot: its first steps are held
+            gate.hold(writes, job, "run_concurrency", waits_for.shown, flow_keys=[])
+        else:
+            writes.queue(core.settings, job, now)
+    if writes.gated:
+        await gate.admit(await raw(conn), writes)
     for name in skipped:
         writes.event(run_id, name, "step_skipped")
     done = run_outcome(status) == "COMPLETED"  # every step skipped: nothing to run
@@ -158,6 +201,17 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
     except BaseException:
         core.publisher.give_back(writes.delete_outbox)
         raise
+
+
+async def _admit_run(conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> flow.Slot | None:
+    """Flow control's run-level limits: None when the run may start its steps, else the slot it waits for."""
+    run.update(flow_keys=None, admitted=True)
+    slots = flow.run_slots(wf, run_input)
+    if not slots:
+        return None
+    blocked = await gate.admit_run(conn, slots)
+    run.update(flow_keys=[s.key for s in slots], admitted=blocked is None)
+    return blocked
 
 
 def _step_rows(wf: dict[str, Any]) -> list[dict[str, Any]]:
@@ -255,7 +309,7 @@ async def cancel(core: Core, run_id: str) -> dict[str, Any]:
         await conn.execute(
             text("""
             UPDATE steps SET status = 'CANCELLED', deadline = NULL, next_attempt_at = NULL, updated_at = now()
-            WHERE run_id = :id AND status IN ('PENDING', 'QUEUED', 'RUNNING', 'FAILED')"""),
+            WHERE run_id = :id AND status IN ('PENDING', 'QUEUED', 'RUNNING', 'FAILED', 'WAITING')"""),
             {"id": run_id},
         )
         await conn.execute(
@@ -338,7 +392,10 @@ async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple
         r.name: r
         for r in (
             await conn.execute(
-                text("SELECT name, attempt, input FROM steps WHERE run_id = :id AND name = ANY(:names)"),
+                text(
+                    "SELECT s.name, s.attempt, s.input, s.flow_keys, r.priority "
+                    "FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = :id AND s.name = ANY(:names)"
+                ),
                 {"id": run.id, "names": [s[0] for s in steps]},
             )
         ).all()
@@ -358,6 +415,8 @@ async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple
                 attempt + step["retry"]["max_retries"],
                 new_input if has_input else rows[name].input,
                 step["timeout"],
+                # A dead-lettered step gave its slots back: it takes them again (and a token) through the gate.
+                flow.held_need(definition, name, rows[name].flow_keys, rows[name].priority, holds_slots=False),
             )
         )
     await conn.execute(

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import conditions
+from .. import conditions, flow
 from ..bus.codec import dlt_headers, encode_job
 from ..settings import Settings
 from . import transitions as tr
@@ -102,6 +102,10 @@ def index(definition: dict[str, Any]) -> dict[str, Any]:
             children[parent].append(s["name"])
     definition["_children"] = children
     definition["_conditions"] = {s["name"]: conditions.parse(s["when"]) for s in steps if s.get("when")}
+    # Flow control in use (flow.py): without it, nothing on the dispatch path looks at the gate.
+    definition["_flow"] = bool(
+        definition.get("concurrency") or definition.get("rate_limits") or any(s.get("concurrency") for s in steps)
+    )
     return definition
 
 
@@ -120,7 +124,7 @@ CROSS JOIN LATERAL (
 """
 _RUN_STEPS = """
 SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt,
-       r.workflow_id, r.workflow_version
+       r.workflow_id, r.workflow_version, r.priority
 FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
 """
 
@@ -285,6 +289,7 @@ class Applier:
                         attempts[name] + step["retry"]["max_retries"] + 1,
                         tr.step_input(step, run_input, outputs),
                         step["timeout"],
+                        flow.step_need(wf, name, run_input, outputs, srows[0][9]) if wf["_flow"] else None,
                     ),
                     now,
                 )
@@ -405,9 +410,14 @@ def _simple(definition: dict[str, Any], name: str) -> bool:
     """True when every child of `name` has it as its only parent and takes its output as is."""
     children = definition["_children"][name]
     by_name = definition["_by_name"]
-    return bool(children) and all(
-        by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None and not by_name[c].get("when")
-        for c in children
+    # Flow control needs the run's input and priority (concurrency keys, held steps): the general path.
+    return (
+        bool(children)
+        and not definition["_flow"]
+        and all(
+            by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None and not by_name[c].get("when")
+            for c in children
+        )
     )
 
 

@@ -21,6 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import namedtuple_row
 from redis.asyncio import Redis
 
+from .. import flow
 from ..bus.codec import InvalidResult, Result, Undecodable, decode_result, decode_worker_heartbeat, dlt_headers
 from ..metrics import Metrics
 from ..settings import Settings
@@ -310,6 +311,9 @@ class TimersLoop:
             due: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_DUE_RETRIES)).fetchall()
             now = now_utc()
             for r in due:
+                wf = await self.applier.definitions.get(conn, r.workflow_id, r.workflow_version)
+                # A retry keeps the slots its step holds; a rate-limited action's retry still takes a token.
+                need = flow.held_need(wf, r.name, None, r.priority, holds_slots=True) if wf["_flow"] else None
                 writes.queue(
                     self.settings,
                     JobSpec(
@@ -322,6 +326,7 @@ class TimersLoop:
                         r.max_attempts,
                         r.input,
                         r.timeout_ms / 1000,
+                        need,
                     ),
                     now,
                 )
@@ -356,7 +361,7 @@ class TimersLoop:
 
 _DUE_RETRIES = """
 SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms,
-       r.workflow_id, r.workflow_version
+       r.workflow_id, r.workflow_version, r.priority
 FROM steps s JOIN runs r ON r.id = s.run_id
 WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
 ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
