@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from baton import Worker, WorkerSettings
+from baton_orchestrator.cli.render import step_line
 
 from .conftest import eventually
 
@@ -345,3 +346,16 @@ async def test_a_workflow_without_limits_touches_no_flow_state(client, settings)
     run = await client.run(run_id)
     assert run["steps"][0]["status"] == "QUEUED" and run["steps"][0]["waiting"] is None
     assert "concurrency" not in (await client.http.get("/workflow/plain")).json()
+
+
+async def test_dashboard_and_cli_show_why_a_step_waits(client):
+    await client.define(
+        {"id": "shown", "steps": [{"action": "f.shown", "concurrency": {"key": "$.input.k", "limit": 1}}]}
+    )
+    await trigger(client, "shown", {"k": "acme"})
+    held = await trigger(client, "shown", {"k": "acme"})
+    page = await client.http.get(f"/ui/runs/{held}/detail")
+    assert page.status_code == 200 and "waiting for concurrency (key acme)" in page.text
+    assert "s-waiting" in page.text
+    line = step_line((await client.run(held))["steps"][0])
+    assert line["status"] == "WAITING (concurrency acme)"
