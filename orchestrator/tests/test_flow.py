@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from baton import Worker, WorkerSettings
+from baton import RetryLater, Worker, WorkerSettings
 from baton_orchestrator.cli.render import step_line
 
 from .conftest import eventually
@@ -359,3 +359,31 @@ async def test_dashboard_and_cli_show_why_a_step_waits(client):
     assert "s-waiting" in page.text
     line = step_line((await client.run(held))["steps"][0])
     assert line["status"] == "WAITING (concurrency acme)"
+
+
+async def test_retries_of_a_rate_limited_action_take_tokens_too(client, settings):
+    await client.define(
+        {
+            "id": "rated-retries",
+            "rate_limits": {"f.flaky": {"limit": 4, "per": "second", "burst": 1}},
+            "steps": [{"action": "f.flaky", "retry": {"max_retries": 2, "initial_interval": 0}}],
+        }
+    )
+    starts: list[float] = []
+
+    async def flaky(payload: Any, ctx: Any) -> Any:
+        starts.append(time.monotonic())
+        if ctx.attempt == 1:
+            raise RetryLater(delay=0)
+        return payload
+
+    async with sdk_worker(settings, f_flaky=flaky):
+        runs = [await trigger(client, "rated-retries", {"n": i}) for i in range(4)]
+        done = await wait_all(client, runs)
+    assert [r["status"] for r in done] == ["COMPLETED"] * 4
+    assert all(len(r["steps"][0]["attempts"]) == 2 for r in done)
+    starts.sort()
+    assert len(starts) == 8
+    for i, t0 in enumerate(starts):  # 8 attempts through a bucket of 1 refilled at 4/s
+        for j in range(i, len(starts)):
+            assert j - i + 1 <= 1 + 4 * (starts[j] - t0 + 0.15), (i, j)

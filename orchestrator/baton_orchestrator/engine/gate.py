@@ -210,6 +210,12 @@ LIMIT %(limit)s
 """
 
 
+_ADMIT_RUN = """
+UPDATE runs SET flow_admitted = true
+WHERE id = (SELECT id FROM runs WHERE id = %s AND status = 'RUNNING' FOR UPDATE SKIP LOCKED)
+"""
+
+
 class GateLoop:
     """Releases held steps as slots free and tokens refill (every replica runs it; one releases at a time)."""
 
@@ -264,8 +270,11 @@ class GateLoop:
         """A waiting run takes its run-level slots when they are free (in the release order)."""
         if await admit_run(pg, flow.run_slots(wf, r[12]), fifo=False) is not None:
             return False
-        # flow_admitted makes it a holder for the next run's check in this same pass.
-        await pg.execute("UPDATE runs SET flow_admitted = true WHERE id = %s", (r[0],))
+        # flow_admitted makes it a holder for the next run's check in this same pass. A run row locked by
+        # another transaction (e.g. failing it) is skipped, never waited for, while this holds key locks.
+        cur = await pg.execute(_ADMIT_RUN, (r[0],))
+        if not cur.rowcount:
+            return False
         writes.event(r[0], None, "run_admitted")
         return True
 
