@@ -7,6 +7,7 @@ of this gets None from both, and its steps are queued exactly as before (no new 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -91,8 +92,18 @@ class Need:
     priority: int
 
 
+MAX_KEY_CHARS = 200  # a longer key value (any JSON: a path may lead to a big object) is kept as its digest
+
+
 def _shown(value: Any) -> str | None:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= MAX_KEY_CHARS else text[: MAX_KEY_CHARS - 1] + "…"
+
+
+def _encoded(value: Any) -> str:
+    # Bounded: slot keys live in an index, whose entries have a size limit a big value would pass.
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return text if len(text) <= MAX_KEY_CHARS else '"sha256:' + hashlib.sha256(text.encode()).hexdigest() + '"'
 
 
 def _slots(prefix: str, limits: list[dict[str, Any]], run_input: Any, outputs: dict[str, Any]) -> tuple[Slot, ...]:
@@ -100,7 +111,7 @@ def _slots(prefix: str, limits: list[dict[str, Any]], run_input: Any, outputs: d
     for i, c in enumerate(limits):
         value = resolve_template(c["key"], run_input, outputs) if c.get("key") else None
         shown = _shown(value) if c.get("key") else None
-        out.append(Slot(f"{prefix}|{i}|{orjson.dumps(value).decode()}", int(c["limit"]), shown))
+        out.append(Slot(f"{prefix}|{i}|{_encoded(value)}", int(c["limit"]), shown))
     return tuple(out)
 
 

@@ -387,3 +387,24 @@ async def test_retries_of_a_rate_limited_action_take_tokens_too(client, settings
     for i, t0 in enumerate(starts):  # 8 attempts through a bucket of 1 refilled at 4/s
         for j in range(i, len(starts)):
             assert j - i + 1 <= 1 + 4 * (starts[j] - t0 + 0.15), (i, j)
+
+
+async def test_a_cancelled_run_frees_its_run_slot_and_a_big_key_is_fine(client):
+    await client.define(
+        {"id": "one-run", "concurrency": {"key": "$.input.blob", "limit": 1}, "steps": [{"action": "f.one"}]}
+    )
+    blob = {"text": "x" * 100_000}  # the key's value is an object far larger than an index entry may be
+    first = await trigger(client, "one-run", {"blob": blob})
+    second = await trigger(client, "one-run", {"blob": blob})
+    other = await trigger(client, "one-run", {"blob": {"text": "y"}})
+    assert (await step_status(client, first))["status"] == "QUEUED"
+    assert (await step_status(client, other))["status"] == "QUEUED"
+    held = await step_status(client, second)
+    assert held["status"] == "WAITING" and held["waiting"]["scope"] == "run"
+    assert held["waiting"]["key"].endswith("…") and len(held["waiting"]["key"]) == 200
+    assert (await client.http.post(f"/workflow/run/{first}/cancel")).status_code == 200
+
+    async def queued() -> bool:
+        return (await step_status(client, second))["status"] == "QUEUED"
+
+    await eventually(queued, timeout=5)
