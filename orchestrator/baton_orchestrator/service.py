@@ -171,7 +171,7 @@ async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str,
             flow.step_need(wf, name, run_input, {}, priority),
         )
         if waits_for is not None:  # the run waits for a run-level slot: its first steps are held
-            gate.hold(writes, job, "run_concurrency", waits_for.shown, flow_keys=[])
+            gate.hold(writes, job, "run_concurrency", waits_for.shown, flow_keys=[], priority=priority)
         else:
             writes.queue(core.settings, job, now)
     if writes.gated:

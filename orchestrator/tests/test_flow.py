@@ -123,8 +123,9 @@ async def test_run_level_limit_holds_runs_and_shows_why(client, settings):
             "steps": [{"name": "a", "action": "f.a"}, {"name": "b", "action": "f.b"}],
         }
     )
-    runs = [await trigger(client, "two-at-a-time", {"n": i}) for i in range(6)]
+    runs = [await trigger(client, "two-at-a-time", {"n": i}, priority=4 if i == 2 else None) for i in range(6)]
     third = await step_status(client, runs[2])
+    assert third["waiting"]["priority"] == 4
     assert third["status"] == "WAITING"
     assert third["waiting"]["reason"] == "concurrency" and third["waiting"]["scope"] == "run"
     assert third["waiting"]["key"] is None and third["waiting"]["since"]

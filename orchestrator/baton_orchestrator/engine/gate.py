@@ -127,12 +127,15 @@ def hold(
     key: str | None,
     current: dict[tuple[str, str], str] | None = None,
     flow_keys: list[str] | None = None,
+    priority: int | None = None,
 ) -> None:
     """Hold a step as WAITING (reason concurrency | run_concurrency | rate_limit); a step already waiting
-    for that reason is left as it is (its place in line and its history unchanged)."""
+    for that reason is left as it is (its place in line and its history unchanged). `priority`: the run's,
+    for a step without a need of its own (held for its run's slot)."""
     if current is not None and current.get((job.run_id, job.step)) == reason:
         return
-    priority = job.flow.priority if job.flow else flow.DEFAULT_PRIORITY
+    if priority is None:
+        priority = job.flow.priority if job.flow else flow.DEFAULT_PRIORITY
     writes.held.append(
         {
             "run_id": job.run_id,
