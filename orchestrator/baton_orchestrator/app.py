@@ -109,7 +109,7 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
         "relay": RelayLoop(s, pg_relay, core.producer, core.publisher, core.applier, core.metrics).run,
         "presence": PresenceLoop(s, presence, core.redis).run,
         # Flow control's release loop: one query per tick while nothing is held.
-        "gate": GateLoop(s, pg_gate, core.publisher, core.definitions).run,
+        "gate": GateLoop(s, pg_gate, core.publisher, core.definitions, core.applier.flow_wake).run,
         # Off the hot path: one query per pass for schedules, one per poll for trigger definitions.
         "scheduler": SchedulerLoop(core).run,
         "kafka-triggers": KafkaTriggersLoop(core).run,

@@ -319,6 +319,7 @@ async def cancel(core: Core, run_id: str) -> dict[str, Any]:
         )
         await add_events(conn, [(run_id, None, "run_cancelled", {})])
     core.metrics.runs_finished.labels("CANCELLED").inc()
+    core.applier.flow_wake.set()  # its slots (if it held any) are free: held steps may go now
     return {"run_id": run_id, "status": "CANCELLED"}
 
 

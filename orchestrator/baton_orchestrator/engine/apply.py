@@ -11,6 +11,7 @@ Only fan-ins, templates and a run's last steps read the run's other steps.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -52,6 +53,7 @@ class Applied:
     retries: int = 0
     dead_letters: int = 0
     runs_finished: dict[str, str] = field(default_factory=dict)
+    flow_freed: bool = False  # a step of a flow-controlled workflow ended: its slot is free once committed
 
 
 class Definitions:
@@ -133,6 +135,8 @@ class Applier:
     def __init__(self, settings: Settings, definitions: Definitions) -> None:
         self.settings = settings
         self.definitions = definitions
+        # Set after a commit that freed a flow-control slot: the gate's release loop looks at once.
+        self.flow_wake = asyncio.Event()
 
     async def apply(self, conn: Conn, outcomes: list[Outcome], writes: Writes) -> Applied:
         """Apply final outcomes into `writes`, flush them, and return the jobs to publish after commit."""
@@ -202,6 +206,7 @@ class Applier:
             data["retry_at"] = next_at.isoformat()
         writes.event(outcome.run_id, outcome.step, f"step_{status.lower()}", data)
         result.applied.append((outcome, status))
+        result.flow_freed |= definition["_flow"] and status != "FAILED"  # a retry keeps its slot
         return status
 
     async def _schedule_completed(

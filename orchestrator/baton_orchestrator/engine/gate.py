@@ -21,6 +21,7 @@ then by how long they have waited. One replica releases at a time (a try-lock), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -224,18 +225,23 @@ class GateLoop:
 
     BATCH = 200
 
-    def __init__(self, settings: Settings, pg: Pg, publisher: Any, definitions: Definitions) -> None:
+    def __init__(
+        self, settings: Settings, pg: Pg, publisher: Any, definitions: Definitions, wake: asyncio.Event | None = None
+    ) -> None:
         self.settings, self.pg, self.publisher, self.definitions = settings, pg, publisher, definitions
+        self.wake = wake or asyncio.Event()  # set when this process freed a slot: no need to wait for the tick
 
     async def run(self) -> None:
         while True:
+            self.wake.clear()
             try:
                 released = await self.sweep()
             except Exception as exc:  # PostgreSQL away: held steps wait longer, nothing is lost
                 log.warning("gate sweep failed (retrying): %s", exc)
                 released = 0
             if not released:
-                await asyncio.sleep(self.settings.flow_tick_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.settings.flow_tick_seconds)
 
     async def sweep(self) -> int:
         """One pass; returns how many held steps were queued."""

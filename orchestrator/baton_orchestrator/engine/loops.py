@@ -204,7 +204,7 @@ class ResultsLoop:
             raise
         if applied:
             self.publisher.publish_soon(applied.outbound)
-            record_applied(self.metrics, applied)
+            record_applied(self.metrics, applied, self.applier.flow_wake)
             self.metrics.batch_size.observe(len(outcomes))
 
     async def _to_dlt(self, rec: ConsumerRecord, why: str, reason: str = "undecodable") -> None:
@@ -234,7 +234,10 @@ class ResultsLoop:
         self.metrics.results_undecodable.inc()
 
 
-def record_applied(metrics: Metrics, applied: Applied) -> None:
+def record_applied(metrics: Metrics, applied: Applied, wake: asyncio.Event | None = None) -> None:
+    """After the commit: metrics, and the gate's release loop woken when a flow-control slot was freed."""
+    if wake is not None and applied.flow_freed:
+        wake.set()
     completed = 0
     for outcome, _ in applied.applied:
         if outcome.status == "COMPLETED":
@@ -352,7 +355,7 @@ class TimersLoop:
             else:
                 out, _ = await flush(conn, writes)
         if applied:
-            record_applied(self.metrics, applied)
+            record_applied(self.metrics, applied, self.applier.flow_wake)
             self.metrics.timeouts.inc(len(timeouts))
         self.metrics.steps_dispatched.inc(len(due))
         self.publisher.publish_soon(out)
@@ -427,7 +430,7 @@ class RelayLoop:
         return settled
 
     def applier_published(self, applied: Applied) -> None:
-        record_applied(self.metrics, applied)
+        record_applied(self.metrics, applied, self.applier.flow_wake)
         # The dead-letter copies those steps produce go out through the relay's next sweep.
 
     async def _refused(
