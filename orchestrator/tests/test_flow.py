@@ -166,11 +166,11 @@ async def test_rate_limit_never_exceeds_rate_plus_burst(client, settings):
         done = await wait_all(client, runs)
     assert [r["status"] for r in done] == ["COMPLETED"] * 12
     starts = sorted(r[0] for r in ledger.rows)
-    # In any window of T seconds at most burst + rate * T jobs started (0.15 s of slack for publish jitter).
+    # In any window of T seconds at most burst + rate * T jobs started (0.3 s of slack: Kafka delivery jitter).
     for i, t0 in enumerate(starts):
         for j in range(i, len(starts)):
             window = starts[j] - t0
-            assert j - i + 1 <= 2 + 5 * (window + 0.15), (i, j, window)
+            assert j - i + 1 <= 2 + 5 * (window + 0.3), (i, j, window)
     assert starts[-1] - starts[0] >= (12 - 2) / 5 - 0.3
 
 
@@ -387,7 +387,7 @@ async def test_retries_of_a_rate_limited_action_take_tokens_too(client, settings
     assert len(starts) == 8
     for i, t0 in enumerate(starts):  # 8 attempts through a bucket of 1 refilled at 4/s
         for j in range(i, len(starts)):
-            assert j - i + 1 <= 1 + 4 * (starts[j] - t0 + 0.15), (i, j)
+            assert j - i + 1 <= 1 + 4 * (starts[j] - t0 + 0.3), (i, j)
 
 
 async def test_a_cancelled_run_frees_its_run_slot_and_a_big_key_is_fine(client):
