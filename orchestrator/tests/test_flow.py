@@ -409,3 +409,28 @@ async def test_a_cancelled_run_frees_its_run_slot_and_a_big_key_is_fine(client):
         return (await step_status(client, second))["status"] == "QUEUED"
 
     await eventually(queued, timeout=5)
+
+
+def test_needs_are_none_without_flow_control_and_slot_keys_round_trip():
+    from baton_orchestrator import flow
+    from baton_orchestrator.engine.apply import index
+
+    plain = index({"id": "w", "steps": [{"name": "a", "action": "x", "depends_on": []}]})
+    assert not plain["_flow"] and flow.step_need(plain, "a", {}, {}, 3) is None and flow.run_slots(plain, {}) == ()
+    limits = [{"limit": 2}, {"key": "$.input.c", "limit": 1}]
+    wf = index(
+        {
+            "id": "w",
+            "concurrency": [{"limit": 5}],
+            "rate_limits": {"x": {"limit": 1, "per": "second", "burst": 1}},
+            "steps": [{"name": "a", "action": "x", "depends_on": [], "concurrency": limits}],
+        }
+    )
+    need = flow.step_need(wf, "a", {"c": {"id": 7}}, {}, 4)
+    assert need is not None and need.rate == "x" and need.priority == 4
+    assert [(s.limit, s.shown) for s in need.slots] == [(2, None), (1, '{"id":7}')]
+    again = flow.held_need(wf, "a", [s.key for s in need.slots], 4, holds_slots=False)
+    assert again == need  # a released step needs exactly what it needed when held
+    assert flow.held_need(wf, "a", [s.key for s in need.slots], 4, holds_slots=True) == flow.Need((), "x", 4)
+    assert [s.limit for s in flow.run_slots(wf, {})] == [5]
+    assert flow.priority_of(wf, None) == 3 and flow.priority_of({**wf, "priority": 1}, None) == 1
