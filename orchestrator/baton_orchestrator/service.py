@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -143,9 +144,13 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
     wf = await core.definitions.get(conn, run["wf"], run["v"])
     if not wf["_flow"]:
         return await _insert_run(core, conn, wf, run, run_input)
-    # Flow control: the slot checks (under advisory locks), tokens and the insert commit together.
-    async with conn.transaction():
-        return await _insert_run(core, conn, wf, run, run_input)
+    # Flow control: the slot checks (under advisory locks), tokens and the insert commit together; a
+    # replay (or a stale version) inserted nothing, so the token it took is given back by the rollback.
+    async with conn.transaction() as tx:
+        inserted = await _insert_run(core, conn, wf, run, run_input)
+        if inserted.created_at is None:
+            raise psycopg.Rollback(tx)
+    return inserted
 
 
 async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> Inserted:

@@ -434,3 +434,34 @@ def test_needs_are_none_without_flow_control_and_slot_keys_round_trip():
     assert flow.held_need(wf, "a", [s.key for s in need.slots], 4, holds_slots=True) == flow.Need((), "x", 4)
     assert [s.limit for s in flow.run_slots(wf, {})] == [5]
     assert flow.priority_of(wf, None) == 3 and flow.priority_of({**wf, "priority": 1}, None) == 1
+
+
+async def test_two_replicas_share_one_bucket(settings, start_app):
+    one, two = await start_app(), await start_app()
+    await one.define(
+        {"id": "shared-rate", "rate_limits": {"f.sr": {"limit": 5, "burst": 1}}, "steps": [{"action": "f.sr"}]}
+    )
+    ledger = Ledger()
+    async with sdk_worker(settings, f_sr=ledger.handler(lambda p: None, 0.01)):
+        runs = [await trigger(one if i % 2 else two, "shared-rate", {"n": i}) for i in range(10)]
+        done = await wait_all(one, runs)
+    assert [r["status"] for r in done] == ["COMPLETED"] * 10
+    starts = sorted(r[0] for r in ledger.rows)
+    for i, t0 in enumerate(starts):
+        for j in range(i, len(starts)):
+            assert j - i + 1 <= 1 + 5 * (starts[j] - t0 + 0.3), (i, j)
+
+
+async def test_a_replayed_trigger_spends_no_token(client, settings):
+    await client.define(
+        {"id": "scarce", "rate_limits": {"f.s": {"limit": 1, "per": "hour", "burst": 2}}, "steps": [{"action": "f.s"}]}
+    )
+    first = await client.trigger("scarce", {"n": 1}, key="k1")
+    assert first.status_code == 201
+    # Forget the key in Redis: the replay goes through PostgreSQL, whose insert finds the key's run.
+    await client.app.state.core.redis.delete(f"{settings.redis_prefix}idem:6:scarce:k1")
+    replay = await client.trigger("scarce", {"n": 1}, key="k1")
+    assert replay.status_code == 200 and replay.json()["run_id"] == first.json()["run_id"]
+    second, third = await trigger(client, "scarce", {"n": 2}), await trigger(client, "scarce", {"n": 3})
+    assert (await step_status(client, second))["status"] == "QUEUED"  # the burst's second token was left
+    assert (await step_status(client, third))["status"] == "WAITING"
