@@ -21,6 +21,7 @@ from .api import errors, ops, routes, schedules
 from .bus import kafka
 from .core import Core
 from .db import create_engine
+from .engine.gate import GateLoop
 from .engine.kafka_triggers import KafkaTriggersLoop
 from .engine.loops import PresenceLoop, RelayLoop, ResultsLoop, TimersLoop
 from .engine.pg import Pg
@@ -100,14 +101,16 @@ async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[
     await _connect("Kafka (workers consumer)", s, presence.start)
     stack.push_async_callback(presence.stop)
     # One dedicated PostgreSQL connection per hot loop (engine/pg.py), closed at shutdown.
-    pg_results, pg_timers, pg_relay = Pg(s), Pg(s), Pg(s)
-    for pg in (pg_results, pg_timers, pg_relay):
+    pg_results, pg_timers, pg_relay, pg_gate = Pg(s), Pg(s), Pg(s), Pg(s)
+    for pg in (pg_results, pg_timers, pg_relay, pg_gate):
         stack.push_async_callback(pg.close)
     loops = {
         "results": ResultsLoop(s, pg_results, results, core.producer, core.publisher, core.applier, core.metrics).run,
         "timers": TimersLoop(s, pg_timers, core.publisher, core.applier, core.metrics).run,
         "relay": RelayLoop(s, pg_relay, core.producer, core.publisher, core.applier, core.metrics).run,
         "presence": PresenceLoop(s, presence, core.redis).run,
+        # Flow control's release loop: one query per tick while nothing is held.
+        "gate": GateLoop(s, pg_gate, core.publisher, core.definitions, core.applier.flow_wake).run,
         # Off the hot path: one query per pass for schedules, one per poll for trigger definitions.
         "scheduler": SchedulerLoop(core).run,
         "kafka-triggers": KafkaTriggersLoop(core).run,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import conditions
+from . import conditions, flow
 from .bus.values import check_value
 from .engine.transitions import template_refs
 
@@ -99,6 +99,7 @@ class StepSpec(BaseModel):
         return _timeout_seconds(v)
 
     when: str | None = Field(None, max_length=conditions.MAX_LENGTH, description="run only if this holds")
+    concurrency: flow.ConcurrencySpec | list[flow.ConcurrencySpec] | None = None
 
     @field_validator("input")
     @classmethod
@@ -115,6 +116,10 @@ class WorkflowSpec(BaseModel):
     steps: list[StepSpec] = Field(max_length=MAX_STEPS)
     retry: RetryPolicy | None = None
     timeout: float | None = None
+    # Flow control (README, "Flow control"): run-level limits, per-action rate limits, a default priority.
+    concurrency: flow.ConcurrencySpec | list[flow.ConcurrencySpec] | None = None
+    rate_limits: dict[str, flow.RateLimitSpec] | None = Field(None, max_length=MAX_ACTIONS)
+    priority: int | None = Field(None, ge=flow.MIN_PRIORITY, le=flow.MAX_PRIORITY, strict=True)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -162,10 +167,44 @@ def normalise(spec: WorkflowSpec, default_timeout: float) -> dict[str, Any]:
                 "timeout": step.timeout or spec.timeout or default_timeout,
                 "input": step.input,
                 **({"when": step.when} if step.when is not None else {}),
+                **_step_limits(step, name),
             }
         )
     _check_graph(out)
-    return {"id": spec.id, "description": spec.description, "steps": out}
+    return {"id": spec.id, "description": spec.description, "steps": out, **_flow(spec, actions)}
+
+
+def _limits_or_fail(limits: list[flow.ConcurrencySpec], where: str, step_keys: bool, field: str) -> list[Any]:
+    problems = flow.check_limits(limits, where, step_keys)
+    if problems:
+        raise DefinitionError("; ".join(problems), {"field": field})
+    return [c.model_dump(exclude_none=True) for c in limits]
+
+
+def _step_limits(step: StepSpec, name: str) -> dict[str, Any]:
+    limits = flow.as_list(step.concurrency)
+    if not limits:
+        return {}
+    return {"concurrency": _limits_or_fail(limits, f"step {name!r}", True, "concurrency")}
+
+
+def _flow(spec: WorkflowSpec, actions: set[str]) -> dict[str, Any]:
+    """The workflow-level flow settings, stored only when given (a definition without them is unchanged)."""
+    out: dict[str, Any] = {}
+    limits = flow.as_list(spec.concurrency)
+    if limits:
+        out["concurrency"] = _limits_or_fail(limits, "workflow", False, "concurrency")
+    if spec.rate_limits:
+        unknown = sorted(set(spec.rate_limits) - actions)
+        if unknown:
+            raise DefinitionError(
+                f"rate_limits names actions no step uses: {', '.join(map(repr, unknown))}",
+                {"field": "rate_limits", "unknown": unknown},
+            )
+        out["rate_limits"] = {a: r.stored() for a, r in sorted(spec.rate_limits.items())}
+    if spec.priority is not None:
+        out["priority"] = spec.priority
+    return out
 
 
 def _step_names(steps: list[StepSpec]) -> list[str]:
@@ -206,7 +245,7 @@ def _check_graph(steps: list[dict[str, Any]]) -> None:
 
 
 def _references(step: dict[str, Any]) -> set[str]:
-    refs = template_refs(step["input"])
+    refs = template_refs(step["input"]) | flow.key_refs(step.get("concurrency") or [])
     if step.get("when") is not None:
         try:
             refs |= conditions.parse(step["when"]).refs
@@ -234,7 +273,7 @@ def _check_templates(steps: list[dict[str, Any]]) -> None:
         for ref in sorted(refs[s["name"]]):
             if ref not in bit:
                 raise DefinitionError(
-                    f"step {s['name']!r} reads unknown step {ref!r} (input template or when)",
+                    f"step {s['name']!r} reads unknown step {ref!r} (input template, when or concurrency key)",
                     {"step": s["name"], "unknown": ref},
                 )
             if not ancestors[s["name"]] & bit[ref]:

@@ -11,17 +11,19 @@ import uuid
 from typing import Any
 
 import orjson
+import psycopg
 from opentelemetry import trace as otel_trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import tracing
+from . import flow, tracing
 from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
+from .engine import gate
 from .engine.apply import run_output
 from .engine.dispatch import add_events, queue_jobs
-from .engine.pg import Conn
+from .engine.pg import Conn, raw
 from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
 
@@ -51,8 +53,27 @@ async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
                 {"id": definition["id"], "v": version, "d": orjson.dumps(definition).decode()},
             )
         ).one()
+        await _declare_rate_limits(conn, definition)
     core.definitions.saw_latest(definition["id"], version)
     return {**definition, "created_at": iso(row.created_at)}
+
+
+_DECLARE_RATE_LIMITS = text("""
+INSERT INTO rate_limits (action, rate_per_s, burst, tokens, declared_by)
+SELECT x.action, x.rate, x.burst, x.burst, :wf
+FROM json_to_recordset(CAST(:rows AS json)) AS x(action text, rate float8, burst int)
+ON CONFLICT (action) DO UPDATE SET rate_per_s = EXCLUDED.rate_per_s, burst = EXCLUDED.burst,
+    tokens = least(rate_limits.tokens, EXCLUDED.burst), declared_by = EXCLUDED.declared_by""")
+
+
+async def _declare_rate_limits(conn: AsyncConnection, definition: dict[str, Any]) -> None:
+    """An action has one bucket, shared by every workflow that declares a rate for it: the definition
+    applied last sets its rate and burst (README, "Flow control")."""
+    limits = definition.get("rate_limits")
+    if not limits:
+        return
+    rows = [{"action": a, "rate": r["limit"] / flow.PERIODS[r["per"]], "burst": r["burst"]} for a, r in limits.items()]
+    await conn.execute(_DECLARE_RATE_LIMITS, {"rows": orjson.dumps(rows).decode(), "wf": definition["id"]})
 
 
 def request_hash(payload: Any) -> str:
@@ -72,20 +93,26 @@ def trigger_body(run_id: str, workflow_id: str, version: int, key: str | None, c
 
 
 async def trigger(
-    core: Core, workflow_id: str, run_input: Any, key: str | None, traceparent: str | bytes | None = None
+    core: Core,
+    workflow_id: str,
+    run_input: Any,
+    key: str | None,
+    priority: int | None = None,
+    traceparent: str | bytes | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Start a run; `traceparent` is the caller's W3C header (ignored when malformed or tracing is off)."""
+    """Start a run. `priority` (1-5, None: the workflow's, else 3) orders its held steps (flow control);
+    `traceparent` is the caller's W3C header (ignored when malformed or tracing is off)."""
     digest = request_hash({"input": run_input})
     if key:
         cached = await _idem_get(core, workflow_id, key)
         if cached:
             return _replay(cached["hash"], digest, cached["body"])
     if tracing.TRACER is None:
-        return await _trigger(core, workflow_id, run_input, key, digest, None)
+        return await _trigger(core, workflow_id, run_input, key, digest, priority, None)
     span = tracing.start_trigger(tracing.TRACER, workflow_id, traceparent)
     with otel_trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
         try:
-            status, body = await _trigger(core, workflow_id, run_input, key, digest, span)
+            status, body = await _trigger(core, workflow_id, run_input, key, digest, priority, span)
         except Exception as exc:  # a refused trigger is a span of the caller's trace, with no run
             span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, getattr(exc, "message", str(exc))))
             span.end()
@@ -97,10 +124,22 @@ async def trigger(
 
 
 async def _trigger(
-    core: Core, workflow_id: str, run_input: Any, key: str | None, digest: str, span: otel_trace.Span | None
+    core: Core,
+    workflow_id: str,
+    run_input: Any,
+    key: str | None,
+    digest: str,
+    priority: int | None,
+    span: otel_trace.Span | None,
 ) -> tuple[int, dict[str, Any]]:
-    run: dict[str, Any] = {"wf": workflow_id, "input": orjson.dumps(run_input).decode(), "key": key, "hash": digest}
-    run["tp"] = tracing.header(span)[0] if span is not None else None
+    run: dict[str, Any] = {
+        "wf": workflow_id,
+        "input": orjson.dumps(run_input).decode(),
+        "key": key,
+        "hash": digest,
+        "given_priority": priority,
+        "tp": tracing.header(span)[0] if span is not None else None,
+    }
     # The latest version is a hint from memory; the insert itself checks it (one round trip per trigger)
     # and answers with the real latest when a newer version was defined meanwhile, e.g. by another replica.
     version = core.definitions.latest.get(workflow_id)
@@ -135,30 +174,47 @@ _STALE_RETRIES = 5
 
 async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -> Inserted:
     """The run row `run` (insert_run's parameters) with its steps and first jobs, in one statement."""
+    wf = await core.definitions.get(conn, run["wf"], run["v"])
+    if not wf["_flow"]:
+        return await _insert_run(core, conn, wf, run, run_input)
+    # Flow control: the slot checks (under advisory locks), tokens and the insert commit together; a
+    # replay (or a stale version) inserted nothing, so the token it took is given back by the rollback.
+    async with conn.transaction() as tx:
+        inserted = await _insert_run(core, conn, wf, run, run_input)
+        if inserted.created_at is None:
+            raise psycopg.Rollback(tx)
+    return inserted
+
+
+async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> Inserted:
     run_id, workflow_id, version = run["id"], run["wf"], run["v"]
-    wf = await core.definitions.get(conn, workflow_id, version)
     writes = Writes(delete_outbox=core.publisher.take_published())
     now = now_utc()
     status = {s["name"]: "PENDING" for s in wf["steps"]}
     ready, skipped = plan(wf["steps"], status, wf["_conditions"], run_input, {})
+    run["priority"] = priority = flow.priority_of(wf, run.get("given_priority"))
+    waits_for = await _admit_run(conn, wf, run, run_input) if ready else None
     for name in ready:
         step = wf["_by_name"][name]
-        writes.queue(
-            core.settings,
-            JobSpec(
-                run_id,
-                workflow_id,
-                version,
-                name,
-                step["action"],
-                1,
-                step["retry"]["max_retries"] + 1,
-                step_input(step, run_input, {}),
-                step["timeout"],
-                run["tp"],
-            ),
-            now,
+        job = JobSpec(
+            run_id,
+            workflow_id,
+            version,
+            name,
+            step["action"],
+            1,
+            step["retry"]["max_retries"] + 1,
+            step_input(step, run_input, {}),
+            step["timeout"],
+            traceparent=run["tp"],
+            flow=flow.step_need(wf, name, run_input, {}, priority),
         )
+        if waits_for is not None:  # the run waits for a run-level slot: its first steps are held
+            gate.hold(writes, job, "run_concurrency", waits_for.shown, flow_keys=[], priority=priority)
+        else:
+            writes.queue(core.settings, job, now)
+    if writes.gated:
+        await gate.admit(await raw(conn), writes)
     for name in skipped:
         writes.event(run_id, name, "step_skipped")
     done = run_outcome(status) == "COMPLETED"  # every step skipped: nothing to run
@@ -184,6 +240,17 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
     except BaseException:
         core.publisher.give_back(writes.delete_outbox)
         raise
+
+
+async def _admit_run(conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> flow.Slot | None:
+    """Flow control's run-level limits: None when the run may start its steps, else the slot it waits for."""
+    run.update(flow_keys=None, admitted=True)
+    slots = flow.run_slots(wf, run_input)
+    if not slots:
+        return None
+    blocked = await gate.admit_run(conn, slots)
+    run.update(flow_keys=[s.key for s in slots], admitted=blocked is None)
+    return blocked
 
 
 def _step_rows(wf: dict[str, Any]) -> list[dict[str, Any]]:
@@ -284,7 +351,7 @@ async def cancel(core: Core, run_id: str) -> dict[str, Any]:
         await conn.execute(
             text("""
             UPDATE steps SET status = 'CANCELLED', deadline = NULL, next_attempt_at = NULL, updated_at = now()
-            WHERE run_id = :id AND status IN ('PENDING', 'QUEUED', 'RUNNING', 'FAILED')"""),
+            WHERE run_id = :id AND status IN ('PENDING', 'QUEUED', 'RUNNING', 'FAILED', 'WAITING')"""),
             {"id": run_id},
         )
         await conn.execute(
@@ -294,6 +361,7 @@ async def cancel(core: Core, run_id: str) -> dict[str, Any]:
         )
         await add_events(conn, [(run_id, None, "run_cancelled", {})])
     core.metrics.runs_finished.labels("CANCELLED").inc()
+    core.applier.flow_wake.set()  # its slots (if it held any) are free: held steps may go now
     return {"run_id": run_id, "status": "CANCELLED"}
 
 
@@ -367,7 +435,10 @@ async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple
         r.name: r
         for r in (
             await conn.execute(
-                text("SELECT name, attempt, input FROM steps WHERE run_id = :id AND name = ANY(:names)"),
+                text(
+                    "SELECT s.name, s.attempt, s.input, s.flow_keys, r.priority "
+                    "FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = :id AND s.name = ANY(:names)"
+                ),
                 {"id": run.id, "names": [s[0] for s in steps]},
             )
         ).all()
@@ -388,6 +459,8 @@ async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple
                 new_input if has_input else rows[name].input,
                 step["timeout"],
                 run.traceparent,  # a redriven or retried step stays in the run's trace
+                # A dead-lettered step gave its slots back: it takes them again (and a token) through the gate.
+                flow.held_need(definition, name, rows[name].flow_keys, rows[name].priority, holds_slots=False),
             )
         )
     await conn.execute(

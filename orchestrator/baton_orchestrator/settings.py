@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         le=3600,
         description="An engine that applies no batch for this long leaves its group, then rejoins.",
     )
+    flow_tick_seconds: float = Field(
+        0.05, gt=0, le=10, description="How often held (WAITING) steps are looked at for release when idle."
+    )
+    flow_aging_seconds: float = Field(
+        30.0, gt=0, le=86_400, description="A held step's effective priority rises one level per this long waited."
+    )
     schedule_interval_seconds: float = Field(1.0, gt=0, description="How often due schedules are looked for.")
     schedule_batch: int = Field(100, ge=1, description="Most schedules one scheduler pass fires.")
     schedule_misfire_grace_seconds: float = Field(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .. import bulk, service, tracing, waits
+from .. import bulk, flow, service, tracing, waits
 from ..bus.values import check_value
 from ..core import ServiceError
 from ..definitions import WorkflowSpec
@@ -51,7 +51,7 @@ IdemKey = Annotated[
 ]
 
 
-class TriggerRequest(BaseModel):
+class _InputBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input: Any = Field(None, description="Any JSON value; the first step's payload.")
 
@@ -62,7 +62,17 @@ class TriggerRequest(BaseModel):
         return v
 
 
-class RedriveRequest(TriggerRequest):
+class TriggerRequest(_InputBody):
+    priority: int | None = Field(
+        None,
+        ge=flow.MIN_PRIORITY,
+        le=flow.MAX_PRIORITY,
+        strict=True,
+        description="1 (lowest) to 5; default: the workflow's `priority`, else 3. Orders held steps (flow control).",
+    )
+
+
+class RedriveRequest(_InputBody):
     input: Any = Field(None, description="Replace the step's input for the new attempt (optional).")
 
 
@@ -93,7 +103,9 @@ async def trigger(
 ) -> Response:
     # The caller's W3C `traceparent` (not a documented parameter: any value is accepted, a bad one ignored).
     parent = request.headers.get("traceparent") if tracing.TRACER is not None else None
-    status, payload = await service.trigger(core, workflow_id, body.input if body else None, idempotency_key, parent)
+    status, payload = await service.trigger(
+        core, workflow_id, body.input if body else None, idempotency_key, body.priority if body else None, parent
+    )
     if wait is not None:
         # Trigger-and-wait: the finished run (201/200), or 202 with the run as it stands when the wait ends.
         run = await waits.wait_for_run(core, payload["run_id"], wait)

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
-StepStatus = Literal["PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "DEAD_LETTERED", "CANCELLED", "SKIPPED"]
+StepStatus = Literal[
+    "PENDING", "WAITING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "DEAD_LETTERED", "CANCELLED", "SKIPPED"
+]
 
 
 class _Doc(BaseModel):
@@ -41,6 +43,14 @@ class Attempt(_Doc):
     error: ErrorInfo | None = None
 
 
+class Waiting(_Doc):
+    reason: Literal["concurrency", "rate_limit"]
+    scope: Literal["run", "step"] = Field(description="run: a run-level limit holds the run's first steps")
+    key: str | None = Field(None, description="the concurrency key's value (null: the keyless limit), or the action")
+    since: str
+    priority: int = Field(description="the run's priority (1-5); held steps are released by effective priority")
+
+
 class Step(_Doc):
     name: str
     action: str
@@ -52,6 +62,7 @@ class Step(_Doc):
     error: ErrorInfo | None = None
     deadline: str | None = Field(None, description="when the open attempt times out")
     next_attempt_at: str | None = Field(None, description="when a FAILED step is retried")
+    waiting: Waiting | None = Field(None, description="why a WAITING step is held (flow control)")
     attempts: list[Attempt]
 
 
@@ -70,6 +81,7 @@ class Run(RunSummary):
     input: Any = None
     output: Any = None
     error: Any = None
+    priority: int = Field(3, description="1 (lowest) to 5: orders the run's held steps (flow control)")
     steps: list[Step]
     version: str = Field(description="changes whenever a step or attempt moves (for ?wait=&changed_from=)")
 

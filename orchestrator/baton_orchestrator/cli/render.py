@@ -54,9 +54,12 @@ def step_line(step: dict[str, Any]) -> dict[str, Any]:
     worker = last.get("worker") or {}
     start, end = _ts(last.get("started_at") or last.get("queued_at")), _ts(last.get("finished_at"))
     elapsed = ((end or datetime.now(UTC)) - start).total_seconds() if start else None
+    status, waiting = step["status"], step.get("waiting")
+    if waiting:  # flow control: why the step is held, e.g. "WAITING (concurrency c42)"
+        status += f" ({waiting['reason']}{' ' + waiting['key'] if waiting.get('key') else ''})"
     return {
         "step": step["name"],
-        "status": step["status"],
+        "status": status,
         "attempts": len(step["attempts"]),
         "worker": f"{worker.get('language', '?')} {worker.get('id', '')}".strip() if worker else "-",
         "elapsed": f"{elapsed:.2f}s" if elapsed is not None else "-",

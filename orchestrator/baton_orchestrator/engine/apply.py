@@ -11,6 +11,7 @@ Only fan-ins, templates and a run's last steps read the run's other steps.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import conditions
+from .. import conditions, flow
 from ..bus.codec import dlt_headers, encode_job
 from ..settings import Settings
 from . import transitions as tr
@@ -54,6 +55,7 @@ class Applied:
     dead_letters: int = 0
     runs_finished: dict[str, str] = field(default_factory=dict)
     rows: dict[str, _Row] = field(default_factory=dict)  # the locked attempts by job id (for result spans)
+    flow_freed: bool = False  # a step of a flow-controlled workflow ended: its slot is free once committed
 
 
 class Definitions:
@@ -104,6 +106,10 @@ def index(definition: dict[str, Any]) -> dict[str, Any]:
             children[parent].append(s["name"])
     definition["_children"] = children
     definition["_conditions"] = {s["name"]: conditions.parse(s["when"]) for s in steps if s.get("when")}
+    # Flow control in use (flow.py): without it, nothing on the dispatch path looks at the gate.
+    definition["_flow"] = bool(
+        definition.get("concurrency") or definition.get("rate_limits") or any(s.get("concurrency") for s in steps)
+    )
     return definition
 
 
@@ -122,7 +128,7 @@ CROSS JOIN LATERAL (
 """
 _RUN_STEPS = """
 SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt,
-       r.workflow_id, r.workflow_version, r.traceparent
+       r.workflow_id, r.workflow_version, r.priority, r.traceparent
 FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
 """
 
@@ -131,6 +137,8 @@ class Applier:
     def __init__(self, settings: Settings, definitions: Definitions) -> None:
         self.settings = settings
         self.definitions = definitions
+        # Set after a commit that freed a flow-control slot: the gate's release loop looks at once.
+        self.flow_wake = asyncio.Event()
 
     async def apply(self, conn: Conn, outcomes: list[Outcome], writes: Writes) -> Applied:
         """Apply final outcomes into `writes`, flush them, and return the jobs to publish after commit."""
@@ -201,6 +209,7 @@ class Applier:
             data["retry_at"] = next_at.isoformat()
         writes.event(outcome.run_id, outcome.step, f"step_{status.lower()}", data)
         result.applied.append((outcome, status))
+        result.flow_freed |= definition["_flow"] and status != "FAILED"  # a retry keeps its slot
         return status
 
     async def _schedule_completed(
@@ -289,7 +298,8 @@ class Applier:
                         attempts[name] + step["retry"]["max_retries"] + 1,
                         tr.step_input(step, run_input, outputs),
                         step["timeout"],
-                        srows[0][9],  # the run's traceparent
+                        srows[0][10],  # the run's traceparent
+                        flow.step_need(wf, name, run_input, outputs, srows[0][9]) if wf["_flow"] else None,
                     ),
                     now,
                 )
@@ -410,9 +420,14 @@ def _simple(definition: dict[str, Any], name: str) -> bool:
     """True when every child of `name` has it as its only parent and takes its output as is."""
     children = definition["_children"][name]
     by_name = definition["_by_name"]
-    return bool(children) and all(
-        by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None and not by_name[c].get("when")
-        for c in children
+    # Flow control needs the run's input and priority (concurrency keys, held steps): the general path.
+    return (
+        bool(children)
+        and not definition["_flow"]
+        and all(
+            by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None and not by_name[c].get("when")
+            for c in children
+        )
     )
 
 

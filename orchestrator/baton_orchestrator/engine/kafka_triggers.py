@@ -110,7 +110,7 @@ class TriggerConsumer:
         if isinstance(read, Accepted):
             try:
                 parent = tracing.header_of(record.headers) if tracing.TRACER is not None else None
-                await service.trigger(self.core, row.workflow_id, read.input, read.key, parent)
+                await service.trigger(self.core, row.workflow_id, read.input, read.key, traceparent=parent)
                 return
             except ServiceError as exc:
                 if exc.status >= 500:

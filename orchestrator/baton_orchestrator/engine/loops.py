@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import namedtuple_row
 from redis.asyncio import Redis
 
-from .. import tracing
+from .. import flow, tracing
 from ..bus.codec import InvalidResult, Result, Undecodable, decode_result, decode_worker_heartbeat, dlt_headers
 from ..metrics import Metrics
 from ..settings import Settings
@@ -210,7 +210,7 @@ class ResultsLoop:
             if tracing.TRACER is not None:  # after the commit: a rolled-back batch records nothing
                 tracing.record_results(tracing.TRACER, applied, self.settings.results_topic, start_ns)
             self.publisher.publish_soon(applied.outbound)
-            record_applied(self.metrics, applied)
+            record_applied(self.metrics, applied, self.applier.flow_wake)
             self.metrics.batch_size.observe(len(outcomes))
 
     async def _to_dlt(self, rec: ConsumerRecord, why: str, reason: str = "undecodable") -> None:
@@ -240,7 +240,10 @@ class ResultsLoop:
         self.metrics.results_undecodable.inc()
 
 
-def record_applied(metrics: Metrics, applied: Applied) -> None:
+def record_applied(metrics: Metrics, applied: Applied, wake: asyncio.Event | None = None) -> None:
+    """After the commit: metrics, and the gate's release loop woken when a flow-control slot was freed."""
+    if wake is not None and applied.flow_freed:
+        wake.set()
     completed = 0
     for outcome, _ in applied.applied:
         if outcome.status == "COMPLETED":
@@ -317,6 +320,9 @@ class TimersLoop:
             due: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_DUE_RETRIES)).fetchall()
             now = now_utc()
             for r in due:
+                wf = await self.applier.definitions.get(conn, r.workflow_id, r.workflow_version)
+                # A retry keeps the slots its step holds; a rate-limited action's retry still takes a token.
+                need = flow.held_need(wf, r.name, None, r.priority, holds_slots=True) if wf["_flow"] else None
                 writes.queue(
                     self.settings,
                     JobSpec(
@@ -330,6 +336,7 @@ class TimersLoop:
                         r.input,
                         r.timeout_ms / 1000,
                         r.traceparent,
+                        need,
                     ),
                     now,
                 )
@@ -357,7 +364,7 @@ class TimersLoop:
         if applied:
             if tracing.TRACER is not None:  # a timeout's result span: its parent is the run's trigger span
                 tracing.record_results(tracing.TRACER, applied, self.settings.results_topic, start_ns)
-            record_applied(self.metrics, applied)
+            record_applied(self.metrics, applied, self.applier.flow_wake)
             self.metrics.timeouts.inc(len(timeouts))
         self.metrics.steps_dispatched.inc(len(due))
         self.publisher.publish_soon(out)
@@ -366,7 +373,7 @@ class TimersLoop:
 
 _DUE_RETRIES = """
 SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms,
-       r.workflow_id, r.workflow_version, r.traceparent
+       r.workflow_id, r.workflow_version, r.priority, r.traceparent
 FROM steps s JOIN runs r ON r.id = s.run_id
 WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
 ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
@@ -432,7 +439,7 @@ class RelayLoop:
         return settled
 
     def applier_published(self, applied: Applied) -> None:
-        record_applied(self.metrics, applied)
+        record_applied(self.metrics, applied, self.applier.flow_wake)
         # The dead-letter copies those steps produce go out through the relay's next sweep.
 
     async def _refused(

@@ -68,7 +68,7 @@ def is_blocked(status: dict[str, str]) -> bool:
     """True when no step can make progress (none open, retrying or pending-ready) but the run is not done."""
     if all(v in DONE_STEP for v in status.values()):
         return False
-    return not any(v in ("QUEUED", "RUNNING", "FAILED") for v in status.values())
+    return not any(v in ("QUEUED", "RUNNING", "FAILED", "WAITING") for v in status.values())
 
 
 def plan(

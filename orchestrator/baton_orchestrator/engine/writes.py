@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tracing
 from ..bus.codec import Headers, encode_job, job_headers
+from ..flow import Need
 from ..settings import Settings
 from .pg import Conn, raw
 
@@ -54,6 +55,9 @@ class JobSpec:
     input: Any
     timeout_s: float
     traceparent: str | None = None  # the run's trigger span (runs.traceparent): the dispatch span's parent
+    # Flow control (flow.py): None for a step of a workflow without limits, queued as is; otherwise the
+    # gate (gate.py) admits it at flush time or holds it as WAITING.
+    flow: Need | None = None
 
 
 @dataclass
@@ -71,11 +75,18 @@ class Writes:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # steps a `when:` or a skipped branch skips
     # Dispatch spans by outbox ref (tracing on): only the jobs the statement really queued get them ended.
     spans: dict[str, Any] = field(default_factory=dict)
+    gated: list[JobSpec] = field(default_factory=list)  # jobs with a flow need, decided by the gate at flush
+    held: list[dict[str, Any]] = field(default_factory=list)  # steps the gate holds as WAITING
+    settings: Settings | None = None  # the settings the gated jobs were queued with
 
     def event(self, run_id: str, step: str | None, kind: str, data: Any = None) -> None:
         self.events.append({"run_id": run_id, "step": step, "type": kind, "data": data})
 
-    def queue(self, settings: Settings, job: JobSpec, now: datetime) -> str:
+    def queue(self, settings: Settings, job: JobSpec, now: datetime, flow_keys: list[str] | None = None) -> str:
+        if job.flow is not None:
+            self.gated.append(job)
+            self.settings = settings
+            return ""
         job_id = uuid.uuid4().hex
         deadline = now + timedelta(seconds=job.timeout_s)
         timeout_ms = max(1, int(job.timeout_s * 1000))
@@ -105,6 +116,7 @@ class Writes:
                 "input": job.input,
                 "deadline": deadline.isoformat(),
                 "timeout_ms": timeout_ms,
+                **({"flow_keys": flow_keys} if flow_keys else {}),
             }
         )
         topic, headers = settings.job_topic(job.action), job_headers(job_id)
@@ -158,6 +170,8 @@ class Writes:
             or self.delete_outbox
             or self.oversize
             or self.skipped
+            or self.gated
+            or self.held
         )
 
 
@@ -186,13 +200,15 @@ WITH fin AS (
     -- The status guard makes queueing idempotent: a step already queued or finished is left alone.
     UPDATE steps s SET status = 'QUEUED', attempt = q.attempt, max_attempts = q.max_attempts, job_id = q.job_id,
            input = q.input, deadline = q.deadline, timeout_ms = q.timeout_ms, next_attempt_at = NULL,
-           updated_at = now()
+           flow_keys = COALESCE(q.flow_keys, s.flow_keys), wait_reason = NULL, wait_key = NULL,
+           waiting_since = NULL, updated_at = now()
     FROM (SELECT q.*, t.tid
           FROM json_to_recordset(%(queued)s::json) AS q(run_id uuid, name text, attempt int, max_attempts int,
-                                                        job_id text, input jsonb, deadline timestamptz, timeout_ms int)
+                                                        job_id text, input jsonb, deadline timestamptz, timeout_ms int,
+                                                        flow_keys text[])
           CROSS JOIN LATERAL (SELECT ctid AS tid FROM steps WHERE run_id = q.run_id AND name = q.name LIMIT 1) t
     ) q
-    WHERE s.ctid = q.tid AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED')
+    WHERE s.ctid = q.tid AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED', 'WAITING')
     RETURNING s.run_id, s.name, s.job_id, s.attempt
 ), q_attempts AS (
     INSERT INTO attempts (job_id, run_id, step, attempt, status) SELECT job_id, run_id, name, attempt, 'QUEUED' FROM q
@@ -260,6 +276,18 @@ UNION ALL SELECT id, NULL, 'run_failed', '{"reason": "payload_too_large"}'::json
 """
 
 
+# Steps the gate holds (flow control only): WAITING with why, keeping their place in line when already waiting.
+_HOLD = """
+UPDATE steps s SET status = 'WAITING', wait_reason = h.reason, wait_key = h.key, priority = h.priority,
+       waiting_since = CASE WHEN s.status = 'WAITING' THEN s.waiting_since ELSE now() END,
+       input = h.input, max_attempts = h.max_attempts, flow_keys = COALESCE(h.flow_keys, s.flow_keys),
+       deadline = NULL, next_attempt_at = NULL, updated_at = now()
+FROM json_to_recordset(%(rows)s::json) AS h(run_id uuid, name text, reason text, key text, priority int,
+                                             input jsonb, max_attempts int, flow_keys text[])
+WHERE s.run_id = h.run_id AND s.name = h.name AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED', 'WAITING')
+"""
+
+
 def _dumps(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
@@ -268,6 +296,13 @@ async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outb
     """Write everything in one statement; returns the outbox rows to publish and how many runs completed."""
     if not writes:
         return [], 0
+    pg = await raw(conn)
+    if writes.gated:
+        from .gate import admit  # the gate builds on this module: imported where it is needed
+
+        await admit(pg, writes)
+    if writes.held:
+        await pg.execute(_HOLD, {"rows": _dumps(writes.held)})
     params = {
         "fin": _dumps(writes.finished),
         "queued": _dumps(writes.queued),
@@ -277,7 +312,6 @@ async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outb
         "skipped": _dumps(writes.skipped),
         "delete": writes.delete_outbox,
     }
-    pg = await raw(conn)
     if writes.oversize:
         await pg.execute(_DEAD_LETTER_OVERSIZE, {"rows": _dumps(writes.oversize)})
     cur = await pg.execute(_FLUSH, params)
@@ -301,20 +335,22 @@ WITH cur AS (
     -- Only when %(v)s is still the latest version (the caller's hint may be stale: it retries).
     -- ON CONFLICT waits for a concurrent insert of the same key to commit: exactly one run per key.
     INSERT INTO runs (id, workflow_id, workflow_version, status, input, output, idempotency_key, request_hash,
-                      finished_at, traceparent)
+                      finished_at, traceparent, priority, flow_keys, flow_admitted)
     SELECT %(id)s, %(wf)s, %(v)s, %(status)s, %(input)s::jsonb, %(output)s::jsonb, %(key)s, %(hash)s,
-           CASE WHEN %(status)s = 'COMPLETED' THEN now() END, %(tp)s
+           CASE WHEN %(status)s = 'COMPLETED' THEN now() END, %(tp)s, %(priority)s, %(flow_keys)s::text[],
+           %(admitted)s
     FROM cur WHERE cur.v = %(v)s
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at
 ), s AS (
     INSERT INTO steps (run_id, name, position, action, status, attempt, max_attempts, timeout_ms, job_id, input,
-                       deadline)
+                       deadline, flow_keys, wait_reason, wait_key, priority, waiting_since)
     SELECT r.id, x.name, x.position, x.action, x.status, x.attempt, x.max_attempts, x.timeout_ms, x.job_id, x.input,
-           x.deadline
+           x.deadline, x.flow_keys, x.reason, x.key, x.priority, CASE WHEN x.status = 'WAITING' THEN now() END
     FROM r, json_to_recordset(%(steps)s::json) AS x(name text, position int, action text, status text, attempt int,
                                                     max_attempts int, timeout_ms int, job_id text, input jsonb,
-                                                    deadline timestamptz)
+                                                    deadline timestamptz, flow_keys text[], reason text, key text,
+                                                    priority int)
 ), a AS (
     INSERT INTO attempts (job_id, run_id, step, attempt, status)
     SELECT x.job_id, r.id, x.name, x.attempt, 'QUEUED' FROM r, json_to_recordset(%(queued)s::json)
@@ -360,8 +396,12 @@ class Inserted:
 async def insert_run(
     conn: AsyncConnection | Conn, run: dict[str, Any], steps: list[dict[str, Any]], writes: Writes
 ) -> Inserted:
-    """Create a run of version run["v"], its steps and its first jobs in one statement."""
+    """Create a run of version run["v"], its steps and its first jobs in one statement.
+
+    `run` may carry flow control's `priority`, `flow_keys` and `admitted` (defaults: none used); gated
+    jobs must have been decided (gate.admit) before: their steps are inserted QUEUED or WAITING."""
     queued = {q["name"]: q for q in writes.queued}
+    held = {h["name"]: h for h in writes.held}
     rows = [
         {
             **s,
@@ -372,14 +412,19 @@ async def insert_run(
                     "job_id": q["job_id"],
                     "input": q["input"],
                     "deadline": q["deadline"],
+                    "flow_keys": q.get("flow_keys"),
                 }
                 if (q := queued.get(s["name"]))
                 else {}
             ),
+            **({**h, "status": "WAITING"} if (h := held.get(s["name"])) else {}),
         }
         for s in steps
     ]
     params = {
+        "priority": 3,
+        "flow_keys": None,
+        "admitted": True,
         **run,
         "steps": _dumps(rows),
         "queued": _dumps(writes.queued),

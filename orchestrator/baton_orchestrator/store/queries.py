@@ -104,12 +104,16 @@ SELECT r.status, v.version, json_build_object(
     'run_id', r.id, 'workflow_id', r.workflow_id, 'workflow_version', r.workflow_version, 'status', r.status,
     'idempotency_key', r.idempotency_key, 'created_at', {_ts_sql("r.created_at")},
     'updated_at', {_ts_sql("r.updated_at")}, 'finished_at', {_ts_sql("r.finished_at")},
-    'input', r.input, 'output', r.output, 'error', r.error,
+    'input', r.input, 'output', r.output, 'error', r.error, 'priority', r.priority,
     'steps', coalesce((
         SELECT json_agg(json_build_object(
             'name', s.name, 'action', s.action, 'status', s.status, 'attempt', s.attempt,
             'max_attempts', s.max_attempts, 'input', s.input, 'output', s.output, 'error', s.error,
             'deadline', {_ts_sql("s.deadline")}, 'next_attempt_at', {_ts_sql("s.next_attempt_at")},
+            'waiting', CASE WHEN s.status = 'WAITING' THEN json_build_object(
+                'reason', CASE WHEN s.wait_reason = 'run_concurrency' THEN 'concurrency' ELSE s.wait_reason END,
+                'scope', CASE WHEN s.wait_reason = 'run_concurrency' THEN 'run' ELSE 'step' END,
+                'key', s.wait_key, 'since', {_ts_sql("s.waiting_since")}, 'priority', s.priority) END,
             'attempts', coalesce((
                 SELECT json_agg(json_build_object(
                     'attempt', a.attempt, 'job_id', a.job_id, 'status', a.status, 'worker', a.worker,
