@@ -344,3 +344,29 @@ def test_log_lines_carry_the_active_spans_ids(spans):
         inside = line("inside")
     assert (inside["trace_id"], inside["span_id"]) == ids(span)
     assert "trace_id" not in line("outside") and "span_id" not in line("outside")
+
+
+async def test_a_step_held_by_flow_control_is_dispatched_in_its_runs_trace(client, raw_worker, spans):
+    # limit 1 per key: the second run's step is held (WAITING) until the first finishes, then released by
+    # the gate loop, which must still give its job a dispatch span under that run's trigger span.
+    await client.define(
+        {"id": "gated", "concurrency": {"key": "$.input.k", "limit": 1}, "steps": [{"action": "t.gated"}]}
+    )
+    runs = []
+    for _ in range(2):
+        answer = await client.http.post("/workflow/gated/trigger", json={"input": {"k": "same"}})
+        runs.append(answer.json()["run_id"])
+    held = (await client.http.get(f"/workflow/run/{runs[1]}")).json()["steps"][0]
+    assert held["status"] == "WAITING"
+    async with raw_worker({"t.gated": lambda job: "ok"}):
+        for run_id in runs:
+            assert (await client.wait_run(run_id))["status"] == "COMPLETED"
+        dispatches = await eventually(
+            lambda: _async(len(named(spans, "baton.dispatch")) == 2 and named(spans, "baton.dispatch"))
+        )
+    triggers = {(s.attributes or {})["baton.run_id"]: s for s in named(spans, "baton.trigger")}
+    assert sorted((d.attributes or {})["baton.run_id"] for d in dispatches) == sorted(runs)
+    for d in dispatches:
+        run_span = triggers[(d.attributes or {})["baton.run_id"]]
+        assert ids(d)[0] == ids(run_span)[0]
+        assert parent_id(d) == ids(run_span)[1]
