@@ -122,6 +122,7 @@ def _harness_knobs(args: argparse.Namespace) -> dict[str, Any]:
         "orchestrator_processes": args.orchestrator,
         "workers": args.workers,
         "worker_concurrency": args.concurrency,
+        "flow": getattr(args, "flow", "none"),
         "warmup_s": args.warmup,
         "measure_s": args.measure,
         "w3_measure_s": args.w3_measure,

@@ -32,6 +32,7 @@ except ImportError:  # run with the repository's .venv when started by another i
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import RESULTS, ROOT  # noqa: E402
 from sweep import Bench  # noqa: E402
+from workloads import FLOW  # noqa: E402
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +47,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["restate"],
         help="after C1, run the same closed loop against this system (installed from npm into a temporary "
         "directory) and print both side by side",
+    )
+    ap.add_argument(
+        "--flow",
+        choices=sorted(FLOW),
+        default="none",
+        help="W1/W2 with one flow-control feature in force but never binding: limit (workflow-wide run limit), "
+        "key (concurrency key per run), rate (rate limit on the action), priority",
     )
     ap.add_argument("--workers", default="python", help="worker processes by language, e.g. python,node,python")
     ap.add_argument(

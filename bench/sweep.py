@@ -40,7 +40,7 @@ class Bench:
         self.peer: dict[str, Any] | None = None  # --peer: the peer's closed loop beside C1 (peers/compare.py)
         self.peak_rss: dict[str, float] | None = None  # taken before Baton's processes stop for the peer leg
         self.accepted: dict[str, str] = {}  # run_id -> workload, every accepted trigger
-        self.wl = workloads(self.stack.ts_id.replace("_", ""))
+        self.wl = workloads(self.stack.ts_id.replace("_", ""), args.flow)
         self.pool: HttpPool | None = None
         self.trigger_failures: list[str] = []
         self.peak_pss: dict[str, int] = {}  # group -> largest PSS sum sampled in a window (shared services)
@@ -114,7 +114,7 @@ class Bench:
                 await self.stack.wait_health(probe_engine, proc=engine)
             self.groups.orchestrator.append(engine.pid)
         for wl in self.wl.values():
-            r = await client.post("/workflow", json={"id": wl.wf_id, "steps": wl.steps})
+            r = await client.post("/workflow", json=wl.definition())
             if r.status_code != 201:
                 raise RuntimeError(f"define {wl.wf_id}: {r.status_code} {r.text}")
         workers = self.stack.start_workers(self.stack.prefix, "baton", self.records)

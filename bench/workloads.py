@@ -13,11 +13,26 @@ ACTION = "bench.noop"
 PAD = "x" * 180  # makes the run input ~200 B of JSON
 
 
+# `--flow`: W1 and W2 with one flow-control feature in force but never binding (limits far above the
+# load), so a run measures what the feature costs per step, not waiting.
+FLOW: dict[str, dict[str, Any]] = {
+    "none": {},
+    "limit": {"concurrency": {"limit": 100_000}},  # a workflow-wide run limit
+    "key": {"concurrency": {"key": "$.input.n", "limit": 1}},  # one run in flight per key; every run its own key
+    "rate": {"rate_limits": {ACTION: {"limit": 1_000_000, "per": "second"}}},
+    "priority": {"priority": 5},
+}
+
+
 @dataclass
 class Workload:
     name: str  # W1, W2, W3
     wf_id: str
     steps: list[dict[str, Any]]
+    extra: dict[str, Any] | None = None  # top-level definition fields (--flow)
+
+    def definition(self) -> dict[str, Any]:
+        return {"id": self.wf_id, "steps": self.steps, **(self.extra or {})}
 
     @property
     def parents(self) -> dict[str, list[str]]:
@@ -38,16 +53,18 @@ class Workload:
         return len(self.steps)
 
 
-def workloads(ts: str) -> dict[str, Workload]:
+def workloads(ts: str, flow: str = "none") -> dict[str, Workload]:
     fan = [f"b{i:02d}" for i in range(20)]
+    extra = FLOW[flow]
     return {
-        "W1": Workload("W1", f"bench-w1-{ts}", [{"name": f"s{i}", "action": ACTION} for i in range(10)]),
+        "W1": Workload("W1", f"bench-w1-{ts}", [{"name": f"s{i}", "action": ACTION} for i in range(10)], extra),
         "W2": Workload(
             "W2",
             f"bench-w2-{ts}",
             [{"name": "fan", "action": ACTION}]
             + [{"name": b, "action": ACTION, "depends_on": ["fan"]} for b in fan]
             + [{"name": "join", "action": ACTION, "depends_on": fan}],
+            extra,
         ),
         "W3": Workload("W3", f"bench-w3-{ts}", [{"name": "s0", "action": ACTION}]),
     }
