@@ -49,6 +49,21 @@ class Db:
         except Exception:
             return None
 
+    def row_ops(self) -> dict[str, int] | None:
+        """Row operations on the bench schema's tables so far (pg_stat_user_tables: inserted + updated +
+        deleted tuples, and of the updates those that were HOT), summed over the schema's tables."""
+        if self.conn is None:
+            return None
+        try:
+            ins, upd, dele, hot = self.q(
+                "SELECT coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_del), 0), "
+                "coalesce(sum(n_tup_hot_upd), 0) FROM pg_stat_user_tables WHERE schemaname = %s",
+                (self.schema,),
+            )[0]
+        except Exception:
+            return None
+        return {"ins": int(ins), "upd": int(upd), "del": int(dele), "hot": int(hot)}
+
     async def drain(self, run_ids: list[str], timeout: float) -> tuple[bool, float]:
         """Wait until none of `run_ids` is PENDING or RUNNING; (drained, when)."""
         deadline = time.time() + timeout
@@ -120,6 +135,8 @@ class Window:
     b: Snapshot
     commits0: int | None
     commits1: int | None
+    rows0: dict[str, int] | None = None
+    rows1: dict[str, int] | None = None
 
 
 async def sample_window(groups: Groups, db: Db, peak_pss: dict[str, int], tw0: float, tw1: float) -> Window:
@@ -131,6 +148,7 @@ async def sample_window(groups: Groups, db: Db, peak_pss: dict[str, int], tw0: f
     """
     await asyncio.sleep(max(0.0, tw0 - time.time()))
     commits0 = await asyncio.to_thread(db.pg_commits)
+    rows0 = await asyncio.to_thread(db.row_ops)
     a = await asyncio.to_thread(snapshot, groups)
     while time.time() < tw1 - 1.0:
         await asyncio.sleep(1.0)
@@ -140,9 +158,10 @@ async def sample_window(groups: Groups, db: Db, peak_pss: dict[str, int], tw0: f
     await asyncio.sleep(max(0.0, tw1 - time.time()))
     b = await asyncio.to_thread(snapshot, groups)
     commits1 = await asyncio.to_thread(db.pg_commits)
+    rows1 = await asyncio.to_thread(db.row_ops)
     for k, v in b.rss_kb.items():
         peak_pss[k] = max(peak_pss.get(k, 0), v)
-    return Window(a, b, commits0, commits1)
+    return Window(a, b, commits0, commits1, rows0, rows1)
 
 
 async def py_spy(pid: int | None, t0: float, seconds: float, raw: Path, svg: Path) -> dict[str, Any]:
@@ -170,3 +189,14 @@ async def py_spy(pid: int | None, t0: float, seconds: float, raw: Path, svg: Pat
     if raw.exists():
         info["top"] = summarize_profile(raw)
     return info
+
+
+def row_ops_per_step(rows0: dict[str, int], rows1: dict[str, int], steps: int) -> dict[str, float]:
+    """PostgreSQL row operations (inserts + updates + deletes, all of the bench schema's tables) per step
+    completed in the window; HOT updates are a share of the updates (they touch no index). The statistics
+    collector flushes a backend's counters up to ~1 s late, so a short window is approximate."""
+    d = {k: rows1[k] - rows0[k] for k in rows0}
+    return {
+        "pg_row_ops_per_step": round((d["ins"] + d["upd"] + d["del"]) / steps, 2),
+        "pg_rows_ins_upd_del_hot_per_step": [round(d[k] / steps, 2) for k in ("ins", "upd", "del", "hot")],
+    }

@@ -40,7 +40,8 @@ def point_line(p: dict[str, Any]) -> str:
     return (
         f"{p['workload']} {p['target_wf_per_s']:g} wf/s: {p['steps_per_s']:g} steps/s, dispatch p50 "
         f"{fmt_ms(d['p50'])} p99 {fmt_ms(d['p99'])} ms, e2e p99 {fmt_ms(p['e2e_ms']['p99'])} ms, "
-        f"orch {p['cpu_us_per_step'].get('orchestrator')} µs/step -> "
+        f"orch {p['cpu_us_per_step'].get('orchestrator')} µs/step, PG {p['cpu_us_per_step'].get('postgres')} µs/step, "
+        f"{_n(p.get('pg_row_ops_per_step'))} PG row ops/step -> "
         f"{'sustainable' if p['sustainable'] else 'NOT sustainable: ' + p['why_not']}"
     )
 
@@ -84,11 +85,12 @@ def markdown(r: dict[str, Any]) -> str:
             "queued the child began (T0: the T0 engine polled the result); job out = from there → child handler "
             "entered (commit, publish, worker fetch). first step = trigger scheduled → first handler entered; "
             "trigger = scheduled → HTTP 201 received. PG commits/step: pg_stat_database.xact_commit delta over the "
-            "window ÷ steps (database-wide: other users count too; approximate).",
+            "window ÷ steps (database-wide: other users count too; approximate). PG rows/step: rows inserted + "
+            "updated + deleted in the bench schema (pg_stat_user_tables) over the window ÷ steps completed in it.",
             "",
             "| workload | wf/s | result in | job out | first step | trigger HTTP | e2e server-side p99 "
-            "| PG commits/step |",
-            "|---|---:|---|---|---|---|---:|---:|",
+            "| PG commits/step | PG rows/step |",
+            "|---|---:|---|---|---|---|---:|---:|---:|",
         ]
         for p in dj:
             ri, jo, fs, th = (
@@ -100,7 +102,8 @@ def markdown(r: dict[str, Any]) -> str:
             out.append(
                 f"| {p['workload']} | {p['target_wf_per_s']:g} | {_d(ri, 'p50', 'p99')} | {_d(jo, 'p50', 'p99')} "
                 f"| {_d(fs, 'p50', 'p99')} | {_d(th or {}, 'p50', 'p99')} "
-                f"| {_d(p.get('e2e_server_ms') or {}, 'p99')} | {_n(p.get('pg_commits_per_step_approx'))} |"
+                f"| {_d(p.get('e2e_server_ms') or {}, 'p99')} | {_n(p.get('pg_commits_per_step_approx'))} "
+                f"| {_n(p.get('pg_row_ops_per_step'))} |"
             )
     c = r["correctness"]
     out += [

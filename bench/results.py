@@ -56,6 +56,8 @@ def headline(
         "w1_point_wf_per_s": w1["target_wf_per_s"] if w1 else None,
         "w1_e2e_p99_ms": w1["e2e_ms"]["p99"] if w1 else None,
         "w2_steps_per_s": w2["steps_per_s"] if w2 else None,
+        "w1_pg_row_ops_per_step": w1.get("pg_row_ops_per_step") if w1 else None,
+        "w2_pg_row_ops_per_step": w2.get("pg_row_ops_per_step") if w2 else None,
         "t0_steps_per_s": t0["steps_per_s"] if t0 else None,
         "t0_dispatch_p50_ms": t0["dispatch_ms"]["p50"] if t0 else None,
         "w1_steps_per_s_dispatch_p99_le_50ms": max((p["steps_per_s"] for p in tight), default=0),

@@ -16,7 +16,7 @@ import httpx
 import results
 from analyze import Trigger, WorkerRecords, add_cpu, baton_point, judge
 from closed import closed_sweep
-from collect import Db, Window, py_spy, sample_window
+from collect import Db, Window, py_spy, row_ops_per_step, sample_window
 from loadgen import HttpPool, open_loop
 from peers.compare import headline as peer_headline
 from peers.compare import run_peer
@@ -88,6 +88,8 @@ class Bench:
         if window.commits0 is not None and window.commits1 is not None and p["steps_completed_in_window"]:
             commits = window.commits1 - window.commits0
             p["pg_commits_per_step_approx"] = round(commits / p["steps_completed_in_window"], 2)
+        if window.rows0 is not None and window.rows1 is not None and p["steps_completed_in_window"]:
+            p.update(row_ops_per_step(window.rows0, window.rows1, p["steps_completed_in_window"]))
         judge(p)
         if profile:
             p["profiled"] = True

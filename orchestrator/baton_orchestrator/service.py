@@ -26,6 +26,7 @@ from .engine.dispatch import add_events, queue_jobs
 from .engine.pg import Conn, raw
 from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
+from .store import history
 
 
 async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
@@ -347,7 +348,8 @@ async def cancel(core: Core, run_id: str) -> dict[str, Any]:
         run = await _lock_run(conn, run_id)
         if run.status not in ("PENDING", "RUNNING"):
             raise ServiceError(409, "run_not_cancellable", f"run is {run.status}; only a running run can be cancelled")
-        # Open attempts become CANCELLED too, so their late results are recorded as no-ops.
+        # Open attempts end with their steps (store/history.py), so their late results are recorded as no-ops.
+        await (await raw(conn)).execute(history.CANCEL_OPEN_ATTEMPTS, {"id": run_id})
         await conn.execute(
             text("""
             UPDATE steps SET status = 'CANCELLED', deadline = NULL, next_attempt_at = NULL, updated_at = now()

@@ -322,12 +322,6 @@ class Scenario:
                 "SELECT status, count(*) FROM steps WHERE run_id = ANY(%s::uuid[]) GROUP BY status", (run_ids,)
             )
             assert dict(step_rows) == {"COMPLETED": len(run_ids) * len(steps)}, dict(step_rows)
-            step_events = self.sql(
-                "SELECT run_id::text, step, count(*) FROM run_events WHERE run_id = ANY(%s::uuid[]) "
-                "AND type = 'step_completed' GROUP BY run_id, step HAVING count(*) > 1",
-                (run_ids,),
-            )
-            assert not step_events, f"steps completed more than once: {step_events[:5]}"
         rows = self.ledger.rows()
         done_jobs = {r["job_id"] for r in rows if r["phase"] == "done"}
         done_steps = {(r["run_id"], r["step"]) for r in rows if r["phase"] == "done"}

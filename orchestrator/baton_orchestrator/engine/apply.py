@@ -364,7 +364,10 @@ class Applier:
                 writes.event(outcome.run_id, None, "run_failed", {"step": outcome.step})
                 result.runs_finished[outcome.run_id] = "FAILED"
             writes.add_outbox(
-                f"dlt:{outcome.job_id}",
+                "dlt",
+                outcome.run_id,
+                outcome.step,
+                outcome.job_id,
                 self.settings.jobs_dlt_topic,
                 outcome.run_id.encode(),
                 self._original_job(outcome.job_id, row, step_input),

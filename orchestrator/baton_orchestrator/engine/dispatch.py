@@ -21,12 +21,13 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tracing
 from ..bus.codec import Headers
 from ..settings import Settings
+from ..store import history, outbox
+from .pg import Conn, raw
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.dispatch")
@@ -41,21 +42,14 @@ def decode_headers(raw: Any) -> Headers:
     return [(k, bytes.fromhex(v)) for k, v in items]
 
 
-_INSERT_OUTBOX = text(
-    """
-    INSERT INTO outbox (topic, key, value, headers)
-    SELECT t, k, v, h::jsonb FROM unnest(CAST(:topics AS text[]), CAST(:keys AS bytea[]),
-                                          CAST(:vals AS bytea[]), CAST(:headers AS text[])) AS x(t, k, v, h)
-    RETURNING id
-    """
-)
-
-
-async def add_outbox(conn: AsyncConnection, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]) -> list[Outbound]:
+async def add_outbox(
+    conn: AsyncConnection | Conn, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]
+) -> list[Outbound]:
+    """Records that are no step's job (kind NULL in the outbox), published like the rest."""
     if not msgs:
         return []
-    rows = await conn.execute(
-        _INSERT_OUTBOX,
+    cur = await (await raw(conn)).execute(
+        outbox.INSERT_OTHER,
         {
             "topics": [m[0] for m in msgs],
             "keys": [m[1] for m in msgs],
@@ -63,11 +57,11 @@ async def add_outbox(conn: AsyncConnection, msgs: Sequence[tuple[str, bytes | No
             "headers": [encode_headers(m[3]) for m in msgs],
         },
     )
-    ids = [r[0] for r in rows]
+    ids = [r[0] for r in await cur.fetchall()]
     return [Outbound(i, *m) for i, m in zip(ids, msgs, strict=True)]
 
 
-async def queue_jobs(conn: AsyncConnection, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
+async def queue_jobs(conn: AsyncConnection | Conn, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
     """Mark the steps QUEUED with a fresh job id and put their jobs in the outbox (same transaction)."""
     if not jobs:
         return []
@@ -78,21 +72,12 @@ async def queue_jobs(conn: AsyncConnection, settings: Settings, jobs: list[JobSp
     return out
 
 
-_INSERT_EVENTS = text(
-    """
-    INSERT INTO run_events (run_id, step, type, data)
-    SELECT r, s, t, d::jsonb FROM unnest(CAST(:runs AS uuid[]), CAST(:steps AS text[]),
-                                         CAST(:types AS text[]), CAST(:data AS text[])) AS x(r, s, t, d)
-    """
-)
-
-
-async def add_events(conn: AsyncConnection, events: list[tuple[str, str | None, str, Any]]) -> None:
-    """Append to the run history (one statement for the whole batch)."""
+async def add_events(conn: AsyncConnection | Conn, events: list[tuple[str, str | None, str, Any]]) -> None:
+    """Append run-level events to the run history (one statement for the whole batch)."""
     if not events:
         return
-    await conn.execute(
-        _INSERT_EVENTS,
+    await (await raw(conn)).execute(
+        history.INSERT_RUN_EVENTS,
         {
             "runs": [e[0] for e in events],
             "steps": [e[1] for e in events],
@@ -200,7 +185,7 @@ class Publisher:
             return
         try:
             async with self.db.begin() as conn:
-                await conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": ids})
+                await (await raw(conn)).execute(outbox.DELETE, {"ids": ids})
         except Exception:
             self.give_back(ids)
             raise

@@ -283,22 +283,16 @@ async def extend_deadlines(conn: Conn, beats: list[Result]) -> None:
 
 # Rows found as in writes.py's batch statement: a LATERAL primary-key lookup per beat, updated by ctid.
 _HEARTBEATS = """
-WITH s AS (
-    UPDATE steps s SET status = 'RUNNING', updated_at = now(), deadline = now() + s.timeout_ms * interval '1 ms'
-    FROM (SELECT t.tid
-          FROM json_to_recordset(%(beats)s::json) AS x(run_id uuid, name text, job_id text)
-          CROSS JOIN LATERAL (
-              SELECT ctid AS tid FROM steps WHERE run_id = x.run_id AND name = x.name AND job_id = x.job_id LIMIT 1
-          ) t
-    ) x
-    WHERE s.ctid = x.tid AND s.status IN ('QUEUED', 'RUNNING')
-)
-UPDATE attempts a SET status = 'RUNNING', worker = x.worker, started_at = COALESCE(a.started_at, x.started, now())
+UPDATE steps s SET status = 'RUNNING', updated_at = now(), deadline = now() + s.timeout_ms * interval '1 ms',
+       worker = x.worker, started_at = COALESCE(s.started_at, x.started, now())
 FROM (SELECT x.worker, x.started, t.tid
-      FROM json_to_recordset(%(beats)s::json) AS x(job_id text, worker jsonb, started timestamptz)
-      CROSS JOIN LATERAL (SELECT ctid AS tid FROM attempts WHERE job_id = x.job_id LIMIT 1) t
+      FROM json_to_recordset(%(beats)s::json) AS x(run_id uuid, name text, job_id text, worker jsonb,
+                                                    started timestamptz)
+      CROSS JOIN LATERAL (
+          SELECT ctid AS tid FROM steps WHERE run_id = x.run_id AND name = x.name AND job_id = x.job_id LIMIT 1
+      ) t
 ) x
-WHERE a.ctid = x.tid AND a.status IN ('QUEUED', 'RUNNING')
+WHERE s.ctid = x.tid AND s.status IN ('QUEUED', 'RUNNING')
 """
 
 
@@ -383,7 +377,7 @@ ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
 _EXPIRED = """
 SELECT s.job_id, s.run_id::text AS run_id, s.name, s.attempt, s.timeout_ms FROM steps s
 WHERE s.status IN ('QUEUED', 'RUNNING') AND s.deadline <= now()
-  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.ref = 'job:' || s.job_id)
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = s.job_id AND o.kind = 'job')
 ORDER BY s.deadline LIMIT 500 FOR UPDATE OF s SKIP LOCKED
 """
 
@@ -422,12 +416,12 @@ class RelayLoop:
             rows = await cur.fetchall()
             if rows:
                 msgs = [Outbound(r[0], r[1], r[2], bytes(r[3]), decode_headers(r[4])) for r in rows]
-                refs = {r[0]: r[5] or "" for r in rows}
+                refs = {r[0]: (r[5], r[6], r[7], r[8]) for r in rows}  # id -> (kind, job id, run id, step)
                 acked, failed = await send_each(self.producer, msgs)
                 refused = [(m, exc) for m, exc in failed if isinstance(exc, PERMANENT_SEND_ERRORS)]
                 done = [m.id for m in acked] + [m.id for m, _ in refused]
                 await conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (done,))
-                await _restart_deadlines(conn, [refs[m.id][4:] for m in acked if refs[m.id].startswith("job:")])
+                await _restart_deadlines(conn, [refs[m.id][1:] for m in acked if refs[m.id][0] == "job"])
                 applied = await self._refused(conn, refused, refs)
                 settled = len(done)
                 if acked:
@@ -443,43 +437,34 @@ class RelayLoop:
         # The dead-letter copies those steps produce go out through the relay's next sweep.
 
     async def _refused(
-        self, conn: Conn, refused: list[tuple[Outbound, Exception]], refs: dict[int, str]
+        self, conn: Conn, refused: list[tuple[Outbound, Exception]], refs: dict[int, tuple[Any, ...]]
     ) -> Applied | None:
-        jobs = {refs[m.id][4:]: (m, exc) for m, exc in refused if refs[m.id].startswith("job:")}
-        for m, exc in refused:
-            log.error("Kafka refused outbox row %s for %s for good: %s", refs[m.id], m.topic, exc)
-        if not jobs:
-            return None  # dead-letter copies only: the dead_letters rows keep everything they held
         outcomes = []
-        for job_id, run_id, step in await _attempts_of(conn, list(jobs)):
-            m, exc = jobs[job_id]
-            kind = "PayloadTooLarge" if "TooLarge" in type(exc).__name__ else "Undeliverable"
+        for m, exc in refused:
+            kind, job_id, run_id, step = refs[m.id]
+            log.error("Kafka refused outbox row %s (%s %s) for %s for good: %s", m.id, kind, job_id, m.topic, exc)
+            if kind != "job" or run_id is None:
+                continue  # dead-letter copies: the dead_letters rows keep everything they held
+            etype = "PayloadTooLarge" if "TooLarge" in type(exc).__name__ else "Undeliverable"
             message = f"Kafka refused the job ({len(m.value):,} bytes) for good: {type(exc).__name__}: {exc}"
-            error = {"type": kind, "message": message, "retryable": False, "stacktrace": None}
+            error = {"type": etype, "message": message, "retryable": False, "stacktrace": None}
             outcomes.append(Outcome(job_id, run_id, step, "FAILED", error=error))
         return await self.applier.apply(conn, outcomes, Writes()) if outcomes else None
 
 
-async def _attempts_of(conn: Conn, job_ids: list[str]) -> list[tuple[str, str, str]]:
-    """(job_id, run_id, step) of outbox jobs, from the attempts table: a record's bytes are not trusted
-    (one that does not even parse must not stall the relay)."""
-    cur = await conn.execute("SELECT job_id, run_id::text, step FROM attempts WHERE job_id = ANY(%s)", (job_ids,))
-    return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
-
-
 _RELAY_DUE = """
-SELECT id, topic, key, value, headers, ref FROM outbox
+SELECT id, topic, key, value, headers, kind, job_id, run_id::text, step FROM outbox
 WHERE created_at < now() - make_interval(secs => %(grace)s) AND NOT id = ANY(%(busy)s::bigint[])
 ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
 """
 
 
-async def _restart_deadlines(conn: Conn, job_ids: list[str]) -> None:
-    """A job the relay sent late was dispatched only now: its attempt's time starts now, not at queueing."""
-    if not job_ids:
-        return
-    rows = [{"run_id": r, "name": n, "job_id": j} for j, r, n in await _attempts_of(conn, job_ids)]
-    await conn.execute(_RESTART_DEADLINES, (orjson.dumps(rows).decode(),))
+async def _restart_deadlines(conn: Conn, jobs: list[tuple[Any, ...]]) -> None:
+    """A job the relay sent late was dispatched only now: its attempt's time starts now, not at queueing.
+    `jobs` holds (job id, run id, step) from the outbox's own columns."""
+    rows = [{"run_id": r, "name": n, "job_id": j} for j, r, n in jobs if r is not None]
+    if rows:
+        await conn.execute(_RESTART_DEADLINES, (orjson.dumps(rows).decode(),))
 
 
 _RESTART_DEADLINES = """

@@ -115,12 +115,18 @@ SELECT r.status, v.version, json_build_object(
                 'scope', CASE WHEN s.wait_reason = 'run_concurrency' THEN 'run' ELSE 'step' END,
                 'key', s.wait_key, 'since', {_ts_sql("s.waiting_since")}, 'priority', s.priority) END,
             'attempts', coalesce((
+                -- Finished attempts (history), then the step's open attempt, which lives in its row.
                 SELECT json_agg(json_build_object(
                     'attempt', a.attempt, 'job_id', a.job_id, 'status', a.status, 'worker', a.worker,
                     'queued_at', {_ts_sql("a.queued_at")}, 'started_at', {_ts_sql("a.started_at")},
                     'finished_at', {_ts_sql("a.finished_at")}, 'output', a.output, 'error', a.error
                 ) ORDER BY a.attempt)
-                FROM attempts a WHERE a.run_id = s.run_id AND a.step = s.name
+                FROM (SELECT h.attempt, h.job_id, h.status, h.worker, h.queued_at, h.started_at, h.finished_at,
+                             h.output, h.error
+                      FROM attempts h WHERE h.run_id = s.run_id AND h.step = s.name
+                      UNION ALL
+                      SELECT s.attempt, s.job_id, s.status, s.worker, s.queued_at, s.started_at, NULL, NULL, NULL
+                      WHERE s.status IN ('QUEUED', 'RUNNING')) a
             ), '[]'::json)
         ) ORDER BY s.position)
         FROM steps s WHERE s.run_id = r.id
@@ -129,9 +135,11 @@ SELECT r.status, v.version, json_build_object(
 )::text
 FROM runs r
 CROSS JOIN LATERAL (
-    -- Changes whenever a step or an attempt moves: ?wait=&changed_from=<version> waits for the next one.
+    -- Changes whenever a step or an attempt moves (an open attempt moves with its step's status):
+    -- ?wait=&changed_from=<version> waits for the next one.
     SELECT left(md5(r.status || coalesce(string_agg(
-        s.name || ':' || s.status || ':' || coalesce(a.attempt::text, '') || ':' || coalesce(a.status, ''),
+        s.name || ':' || s.status || ':' || s.attempt || ':' || coalesce(a.attempt::text, '') || ':'
+        || coalesce(a.status, ''),
         '|' ORDER BY s.position, a.attempt), '')), 16) AS version
     FROM steps s LEFT JOIN attempts a ON a.run_id = s.run_id AND a.step = s.name
     WHERE s.run_id = r.id
