@@ -298,7 +298,7 @@ async def test_an_outbox_record_kafka_refuses_for_good_ends_its_step_instead_of_
         async with conn.transaction():
             run_id = (await client.trigger("huge-job", 1)).json()["run_id"]
             await conn.execute(
-                "UPDATE outbox SET value = convert_to(repeat('x', 3145728), 'UTF8') WHERE ref LIKE 'job:%%'"
+                "UPDATE outbox SET value = convert_to(repeat('x', 3145728), 'UTF8') WHERE kind = 'job'"
             )
 
         async def failed() -> dict | None:
