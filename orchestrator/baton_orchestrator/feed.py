@@ -1,7 +1,8 @@
 """Run changes as they commit: one LISTEN connection per process, fanned out in memory.
 
-PostgreSQL notifies `baton_events_<schema>` for every statement that appends to run_events (migration
-0004), whichever process or engine replica made it. Waiting requests and live views subscribe here, so
+PostgreSQL notifies `baton_events_<schema>` for every statement that changes a step (store/steps.py calls
+pg_notify) or appends a run-level event to run_events (migration 0004's trigger), whichever process or
+engine replica made it. Waiting requests and live views subscribe here, so
 a thousand waiters cost one connection and no query until their run changes.
 """
 
@@ -28,7 +29,7 @@ class TooManyWaiters(Exception):
 @dataclass(frozen=True, slots=True)
 class Change:
     run_id: str
-    type: str  # the run_events type: step_queued, step_completed, run_completed, ...
+    type: str  # the change: step_queued, step_completed, ... (notified only), run_completed, ... (run_events)
     step: str | None
 
 
