@@ -85,8 +85,19 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     writes, now = ew.Writes(), datetime.now(UTC)
     for r, s, j in open_steps:
         writes.finished.append(
-            {"run_id": r, "name": s, "job_id": j, "status": "COMPLETED", "astatus": "COMPLETED", "output": 1,
-             "error": None, "next_at": None, "worker": {"id": "w"}, "started": None, "finished": None}
+            {
+                "run_id": r,
+                "name": s,
+                "job_id": j,
+                "status": "COMPLETED",
+                "astatus": "COMPLETED",
+                "output": 1,
+                "error": None,
+                "next_at": None,
+                "worker": {"id": "w"},
+                "started": None,
+                "finished": None,
+            }
         )
         writes.event(r, s, "step_completed", {"attempt": 1, "job_id": j})
         writes.queue(settings, job(r, "s6"), now)
@@ -98,12 +109,28 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     first.queue(settings, job(run_id, "s0"), now)
     first.event(run_id, None, "run_started", {"workflow_version": 1})
     rows = [
-        {"name": f"s{p}", "position": p, "action": "noop", "status": "PENDING", "attempt": 0, "max_attempts": 4,
-         "timeout_ms": 300000}
+        {
+            "name": f"s{p}",
+            "position": p,
+            "action": "noop",
+            "status": "PENDING",
+            "attempt": 0,
+            "max_attempts": 4,
+            "timeout_ms": 300000,
+        }
         for p in range(10)
     ]
-    run = {"id": run_id, "wf": "explain", "v": 1, "status": "RUNNING", "input": "1", "output": None, "key": None,
-           "hash": None, "tp": None}
+    run = {
+        "id": run_id,
+        "wf": "explain",
+        "v": 1,
+        "status": "RUNNING",
+        "input": "1",
+        "output": None,
+        "key": None,
+        "hash": None,
+        "tp": None,
+    }
     wrapped = Explaining(conn, {"insert_run": "max(version) AS v FROM workflows"}, plans)
     async with conn.transaction(force_rollback=True):
         await ew.insert_run(wrapped, run, rows, first)  # type: ignore[arg-type]
@@ -131,8 +158,24 @@ async def amain(args: argparse.Namespace) -> None:
                 await batch(conn, settings, args.batch, plans)
             for name, lines in plans.items():
                 print(f"\n== {name} (batch {args.batch})")
-                keep = [ln for ln in lines if any(k in ln for k in ("Scan", "Update", "Insert", "Delete", "Buffers",
-                                                                     "Execution", "Planning Time", "Lock", "Loop"))]
+                keep = [
+                    ln
+                    for ln in lines
+                    if any(
+                        k in ln
+                        for k in (
+                            "Scan",
+                            "Update",
+                            "Insert",
+                            "Delete",
+                            "Buffers",
+                            "Execution",
+                            "Planning Time",
+                            "Lock",
+                            "Loop",
+                        )
+                    )
+                ]
                 print("\n".join(keep))
         finally:
             await conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -297,9 +297,7 @@ async def test_an_outbox_record_kafka_refuses_for_good_ends_its_step_instead_of_
         # Hold the relay off the row until it is 3 MiB: beyond the producer's largest request (2 MiB).
         async with conn.transaction():
             run_id = (await client.trigger("huge-job", 1)).json()["run_id"]
-            await conn.execute(
-                "UPDATE outbox SET value = convert_to(repeat('x', 3145728), 'UTF8') WHERE kind = 'job'"
-            )
+            await conn.execute("UPDATE outbox SET value = convert_to(repeat('x', 3145728), 'UTF8') WHERE kind = 'job'")
 
         async def failed() -> dict | None:
             run = await client.run(run_id)
