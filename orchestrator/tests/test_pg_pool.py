@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
@@ -44,5 +46,26 @@ async def test_after_the_server_drops_every_connection_only_one_request_fails(se
             await _pid(pool)
         fresh = {await _pid(pool) for _ in range(4)}
         assert not fresh & set(pids)
+    finally:
+        await pool.close()
+
+
+async def test_outbox_records_and_their_deletion_work_on_psycopg_connections(client, settings):
+    # The API moves off SQLAlchemy: add_outbox, add_events and Publisher.delete_published take psycopg too.
+    from baton_orchestrator.engine.dispatch import Publisher, add_events, add_outbox
+
+    pool = PgPool(settings, size=1)
+    try:
+        async with pool.connection() as conn:
+            (made,) = await add_outbox(conn, [("t-topic", b"k", b"v", [("h", b"1")])])
+            await add_events(conn, [(str(uuid.uuid4()), None, "run_reopened", {"steps": []})])
+            kind = await (await conn.execute("SELECT kind FROM outbox WHERE id = %s", (made.id,))).fetchone()
+            assert kind == (None,)  # not a step's job: the relay sends it, nothing else reads it
+        publisher = Publisher(None, pool)  # type: ignore[arg-type]
+        publisher.give_back([made.id])
+        await publisher.delete_published()
+        async with pool.connection() as conn:
+            left = await (await conn.execute("SELECT count(*) FROM outbox WHERE id = %s", (made.id,))).fetchone()
+        assert left == (0,) and publisher.take_published() == []
     finally:
         await pool.close()

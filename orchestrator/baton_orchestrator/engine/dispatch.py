@@ -27,7 +27,7 @@ from .. import tracing
 from ..bus.codec import Headers
 from ..settings import Settings
 from ..store import history, outbox
-from .pg import Conn, raw
+from .pg import Conn, PgPool, raw
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.dispatch")
@@ -131,7 +131,7 @@ def _end_spans(acked: list[Outbound], failed: list[tuple[Outbound, Exception]]) 
 class Publisher:
     """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
-    def __init__(self, producer: AIOKafkaProducer, db: AsyncEngine) -> None:
+    def __init__(self, producer: AIOKafkaProducer, db: AsyncEngine | PgPool) -> None:
         self.producer = producer
         self.db = db
         self._published: list[int] = []
@@ -184,8 +184,12 @@ class Publisher:
         if not ids:
             return
         try:
-            async with self.db.begin() as conn:
-                await (await raw(conn)).execute(outbox.DELETE, {"ids": ids})
+            if isinstance(self.db, PgPool):  # autocommit connections: one statement needs no transaction
+                async with self.db.connection() as pg:
+                    await pg.execute(outbox.DELETE, {"ids": ids})
+            else:
+                async with self.db.begin() as conn:
+                    await (await raw(conn)).execute(outbox.DELETE, {"ids": ids})
         except Exception:
             self.give_back(ids)
             raise
