@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -160,6 +161,7 @@ async def main() -> None:
     finally:
         stack.stop_processes(notes)
         await stack.remove_namespace(notes)
+        shutil.rmtree(stack.tmp, ignore_errors=True)  # the servers' logs
     print_table(results, args)
     for n in notes:
         print("note:", n)
