@@ -17,7 +17,7 @@ from sqlalchemy import text
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from . import __version__, ui
-from .api import errors, ops, routes, schedules
+from .api import errors, fast, ops, routes, schedules
 from .bus import kafka
 from .core import Core
 from .db import create_engine
@@ -179,6 +179,8 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_payload_bytes)
     app.add_middleware(errors.OptionalTrailingSlash)
+    if role != "engine":  # outermost: the hottest read skips the router (api/fast.py)
+        app.add_middleware(fast.RunReadFastPath, api_keys=settings.api_key_list)
     app.include_router(ops.router)
     ui.install_docs(app)
     if role != "engine":

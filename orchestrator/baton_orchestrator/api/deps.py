@@ -18,9 +18,12 @@ async def get_core(request: Request) -> Core:
 
 async def require_api_key(request: Request) -> None:
     keys = request.app.state.settings.api_key_list
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
+    if keys:
+        check_bearer(keys, request.headers.get("authorization", ""))
+
+
+def check_bearer(keys: list[str], header: str) -> None:
+    """401 without a bearer token, 403 when it is none of `keys` (api/fast.py calls this too)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ServiceError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <key>'")
