@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from ..core import Core
 from ..store import queries
@@ -27,8 +26,7 @@ async def _check(coro: Any, timeout: float = 2.0) -> dict[str, Any]:
 
 
 async def _db_ping(core: Core) -> None:
-    async with core.db.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+    await core.db.fetchone("SELECT 1")
 
 
 @router.get("/health", summary="PostgreSQL, Kafka and Redis reachability (503 when a required one is down)")

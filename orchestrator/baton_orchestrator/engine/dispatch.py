@@ -21,12 +21,11 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tracing
 from ..bus.codec import Headers
 from ..settings import Settings
+from .pg import Conn, PgPool
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.dispatch")
@@ -41,17 +40,15 @@ def decode_headers(raw: Any) -> Headers:
     return [(k, bytes.fromhex(v)) for k, v in items]
 
 
-_INSERT_OUTBOX = text(
-    """
+_INSERT_OUTBOX = """
     INSERT INTO outbox (topic, key, value, headers)
-    SELECT t, k, v, h::jsonb FROM unnest(CAST(:topics AS text[]), CAST(:keys AS bytea[]),
-                                          CAST(:vals AS bytea[]), CAST(:headers AS text[])) AS x(t, k, v, h)
+    SELECT t, k, v, h::jsonb FROM unnest(CAST(%(topics)s AS text[]), CAST(%(keys)s AS bytea[]),
+                                          CAST(%(vals)s AS bytea[]), CAST(%(headers)s AS text[])) AS x(t, k, v, h)
     RETURNING id
     """
-)
 
 
-async def add_outbox(conn: AsyncConnection, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]) -> list[Outbound]:
+async def add_outbox(conn: Conn, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]) -> list[Outbound]:
     if not msgs:
         return []
     rows = await conn.execute(
@@ -63,11 +60,11 @@ async def add_outbox(conn: AsyncConnection, msgs: Sequence[tuple[str, bytes | No
             "headers": [encode_headers(m[3]) for m in msgs],
         },
     )
-    ids = [r[0] for r in rows]
+    ids = [r[0] for r in await rows.fetchall()]
     return [Outbound(i, *m) for i, m in zip(ids, msgs, strict=True)]
 
 
-async def queue_jobs(conn: AsyncConnection, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
+async def queue_jobs(conn: Conn, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
     """Mark the steps QUEUED with a fresh job id and put their jobs in the outbox (same transaction)."""
     if not jobs:
         return []
@@ -78,16 +75,14 @@ async def queue_jobs(conn: AsyncConnection, settings: Settings, jobs: list[JobSp
     return out
 
 
-_INSERT_EVENTS = text(
-    """
+_INSERT_EVENTS = """
     INSERT INTO run_events (run_id, step, type, data)
-    SELECT r, s, t, d::jsonb FROM unnest(CAST(:runs AS uuid[]), CAST(:steps AS text[]),
-                                         CAST(:types AS text[]), CAST(:data AS text[])) AS x(r, s, t, d)
+    SELECT r, s, t, d::jsonb FROM unnest(CAST(%(runs)s AS uuid[]), CAST(%(steps)s AS text[]),
+                                         CAST(%(types)s AS text[]), CAST(%(data)s AS text[])) AS x(r, s, t, d)
     """
-)
 
 
-async def add_events(conn: AsyncConnection, events: list[tuple[str, str | None, str, Any]]) -> None:
+async def add_events(conn: Conn, events: list[tuple[str, str | None, str, Any]]) -> None:
     """Append to the run history (one statement for the whole batch)."""
     if not events:
         return
@@ -146,7 +141,7 @@ def _end_spans(acked: list[Outbound], failed: list[tuple[Outbound, Exception]]) 
 class Publisher:
     """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
-    def __init__(self, producer: AIOKafkaProducer, db: AsyncEngine) -> None:
+    def __init__(self, producer: AIOKafkaProducer, db: PgPool) -> None:
         self.producer = producer
         self.db = db
         self._published: list[int] = []
@@ -199,8 +194,8 @@ class Publisher:
         if not ids:
             return
         try:
-            async with self.db.begin() as conn:
-                await conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": ids})
+            async with self.db.connection() as conn:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY(%(ids)s)", {"ids": ids})
         except Exception:
             self.give_back(ids)
             raise
