@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections import Counter
 
-
 from .conftest import eventually
 
 STEPS = {"id": "crashy", "steps": [{"action": "c.one"}, {"action": "c.two"}, {"action": "c.three"}]}

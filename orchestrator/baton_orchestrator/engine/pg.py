@@ -45,6 +45,23 @@ async def connect(settings: Settings, autocommit: bool = False, index_plans: boo
     return conn
 
 
+Params = dict[str, Any] | tuple[Any, ...] | None
+
+
+# The API's one row style: named tuples (row.column, and row[i] too). Asked per cursor, not set on the
+# connection: the engine's statements that API operations run on the same connection read plain tuples.
+async def fetchall(conn: Conn, sql: str, params: Params = None) -> list[Any]:
+    cur = conn.cursor(row_factory=namedtuple_row)
+    await cur.execute(sql, params)
+    return await cur.fetchall()
+
+
+async def fetchone(conn: Conn, sql: str, params: Params = None) -> Any:
+    cur = conn.cursor(row_factory=namedtuple_row)
+    await cur.execute(sql, params)
+    return await cur.fetchone()
+
+
 class Pg:
     """One connection, reopened after a failure; `transaction()` commits on success, rolls back on error."""
 
@@ -97,9 +114,7 @@ class PgPool:
                 await self._discard(slot[0])
                 slot = None
             if slot is None:
-                fresh = await connect(self.settings, True, self.index_plans)
-                fresh.row_factory = namedtuple_row  # the API's one row style: row.column and row[i]
-                slot = (fresh, self._generation)
+                slot = (await connect(self.settings, True, self.index_plans), self._generation)
                 self._open.add(slot[0])
             conn = slot[0]
             yield conn
@@ -122,14 +137,14 @@ class PgPool:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
-    async def fetchall(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        """One read-only statement's rows (autocommit: no transaction around it)."""
+    async def fetchall(self, sql: str, params: Params = None) -> list[Any]:
+        """One statement's rows, on its own (autocommit: no transaction around it)."""
         async with self.connection() as conn:
-            return await (await conn.execute(sql, params)).fetchall()
+            return await fetchall(conn, sql, params)
 
-    async def fetchone(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+    async def fetchone(self, sql: str, params: Params = None) -> Any:
         async with self.connection() as conn:
-            return await (await conn.execute(sql, params)).fetchone()
+            return await fetchone(conn, sql, params)
 
     async def _discard(self, conn: Conn) -> None:
         self._open.discard(conn)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.pg import Conn
+from ..engine.pg import Conn, fetchone
 
 LOCK = "SELECT id, run_id::text AS run_id, step, status FROM dead_letters WHERE id = %(id)s FOR UPDATE"
 STATUS = "SELECT status FROM dead_letters WHERE id = %(id)s"
@@ -17,11 +17,11 @@ WHERE id = %(id)s AND status = 'OPEN' RETURNING id"""
 
 async def lock(conn: Conn, dead_letter_id: int) -> Any:
     """The row (id, run_id, step, status), locked until the transaction ends; None when there is none."""
-    return await (await conn.execute(LOCK, {"id": dead_letter_id})).fetchone()
+    return await fetchone(conn, LOCK, {"id": dead_letter_id})
 
 
 async def status(conn: Conn, dead_letter_id: int) -> str | None:
-    row = await (await conn.execute(STATUS, {"id": dead_letter_id})).fetchone()
+    row = await fetchone(conn, STATUS, {"id": dead_letter_id})
     return row.status if row else None
 
 
@@ -36,4 +36,4 @@ async def redrive_run(conn: Conn, run_id: str) -> None:
 
 async def discard(conn: Conn, dead_letter_id: int) -> bool:
     """True when an open dead letter was discarded."""
-    return await (await conn.execute(DISCARD, {"id": dead_letter_id})).fetchone() is not None
+    return await fetchone(conn, DISCARD, {"id": dead_letter_id}) is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.pg import Conn
+from ..engine.pg import Conn, fetchall, fetchone
 
 BY_KEY = """SELECT id::text, workflow_version, request_hash, created_at FROM runs
 WHERE workflow_id = %(wf)s AND idempotency_key = %(key)s"""
@@ -25,13 +25,13 @@ WHERE id = %(id)s"""
 
 async def by_key(conn: Conn, workflow_id: str, key: str | None) -> Any:
     """The run an Idempotency-Key started: (id, workflow_version, request_hash, created_at), or None."""
-    return await (await conn.execute(BY_KEY, {"wf": workflow_id, "key": key})).fetchone()
+    return await fetchone(conn, BY_KEY, {"wf": workflow_id, "key": key})
 
 
 async def lock(conn: Conn, run_id: str) -> Any:
     """(id, status, workflow_id, workflow_version, traceparent), locked until the transaction ends; or None.
     `run_id` must be a canonical UUID."""
-    return await (await conn.execute(LOCK, {"id": run_id})).fetchone()
+    return await fetchone(conn, LOCK, {"id": run_id})
 
 
 async def cancel(conn: Conn, run_id: str) -> None:
@@ -41,18 +41,18 @@ async def cancel(conn: Conn, run_id: str) -> None:
 
 async def dead_steps(conn: Conn, run_id: str) -> list[str]:
     """The run's dead-lettered steps, in definition order."""
-    return [r.name for r in await (await conn.execute(DEAD_STEPS, {"id": run_id})).fetchall()]
+    return [r.name for r in await fetchall(conn, DEAD_STEPS, {"id": run_id})]
 
 
 async def step_status(conn: Conn, run_id: str, step: str) -> str:
-    row = await (await conn.execute(STEP_STATUS, {"id": run_id, "step": step})).fetchone()
+    row = await fetchone(conn, STEP_STATUS, {"id": run_id, "step": step})
     assert row is not None, "a dead letter's step exists"
     return str(row.status)
 
 
 async def steps_to_reopen(conn: Conn, run_id: str, names: list[str]) -> dict[str, Any]:
     """name -> (name, attempt, input, flow_keys, priority) of the steps a retry or redrive re-opens."""
-    rows = await (await conn.execute(STEPS_TO_REOPEN, {"id": run_id, "names": names})).fetchall()
+    rows = await fetchall(conn, STEPS_TO_REOPEN, {"id": run_id, "names": names})
     return {r.name: r for r in rows}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..engine.pg import Conn
+from ..engine.pg import Conn, fetchall, fetchone
 
 MAX_LISTED = 1000
 
@@ -38,39 +38,31 @@ GET_TRIGGER = "SELECT * FROM kafka_triggers WHERE id = %(id)s"
 DELETE_TRIGGER = "DELETE FROM kafka_triggers WHERE id = %(id)s RETURNING id"
 
 
-async def _one(conn: Conn, sql: str, params: dict[str, Any]) -> Any:
-    return await (await conn.execute(sql, params)).fetchone()
-
-
-async def _all(conn: Conn, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-    return await (await conn.execute(sql, params)).fetchall()
-
-
 async def insert_schedule(conn: Conn, params: dict[str, Any]) -> Any:
     """The new row; None when the id is taken. `params`: id, wf, spec (JSON text), paused, next."""
-    return await _one(conn, INSERT_SCHEDULE, params)
+    return await fetchone(conn, INSERT_SCHEDULE, params)
 
 
 async def list_schedules(conn: Conn, workflow_id: str | None) -> list[Any]:
     if workflow_id:
-        return await _all(conn, LIST_SCHEDULES_OF, {"wf": workflow_id})
-    return await _all(conn, LIST_SCHEDULES)
+        return await fetchall(conn, LIST_SCHEDULES_OF, {"wf": workflow_id})
+    return await fetchall(conn, LIST_SCHEDULES)
 
 
 async def get_schedule(conn: Conn, schedule_id: str, for_update: bool = False) -> Any:
-    return await _one(conn, LOCK_SCHEDULE if for_update else GET_SCHEDULE, {"id": schedule_id})
+    return await fetchone(conn, LOCK_SCHEDULE if for_update else GET_SCHEDULE, {"id": schedule_id})
 
 
 async def set_paused(conn: Conn, schedule_id: str, paused: bool, next_fire_at: datetime) -> Any:
-    return await _one(conn, PAUSE_SCHEDULE, {"p": paused, "n": next_fire_at, "id": schedule_id})
+    return await fetchone(conn, PAUSE_SCHEDULE, {"p": paused, "n": next_fire_at, "id": schedule_id})
 
 
 async def delete_schedule(conn: Conn, schedule_id: str) -> bool:
-    return await _one(conn, DELETE_SCHEDULE, {"id": schedule_id}) is not None
+    return await fetchone(conn, DELETE_SCHEDULE, {"id": schedule_id}) is not None
 
 
 async def due(conn: Conn, now: datetime, limit: int) -> list[Any]:
-    return await _all(conn, DUE, {"now": now, "limit": limit})
+    return await fetchall(conn, DUE, {"now": now, "limit": limit})
 
 
 async def advance(conn: Conn, params: dict[str, Any]) -> None:
@@ -80,16 +72,16 @@ async def advance(conn: Conn, params: dict[str, Any]) -> None:
 
 async def insert_trigger(conn: Conn, params: dict[str, Any]) -> Any:
     """The new row; None when the id is taken. `params`: id, wf, topic, path, group, start."""
-    return await _one(conn, INSERT_TRIGGER, params)
+    return await fetchone(conn, INSERT_TRIGGER, params)
 
 
 async def list_triggers(conn: Conn, limit: bool = True) -> list[Any]:
-    return await _all(conn, LIST_TRIGGERS if limit else ALL_TRIGGERS)
+    return await fetchall(conn, LIST_TRIGGERS if limit else ALL_TRIGGERS)
 
 
 async def get_trigger(conn: Conn, trigger_id: str) -> Any:
-    return await _one(conn, GET_TRIGGER, {"id": trigger_id})
+    return await fetchone(conn, GET_TRIGGER, {"id": trigger_id})
 
 
 async def delete_trigger(conn: Conn, trigger_id: str) -> bool:
-    return await _one(conn, DELETE_TRIGGER, {"id": trigger_id}) is not None
+    return await fetchone(conn, DELETE_TRIGGER, {"id": trigger_id}) is not None

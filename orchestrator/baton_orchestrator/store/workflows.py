@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ..engine.pg import Conn
+from ..engine.pg import Conn, fetchone
 
 # A per-id advisory lock makes concurrent definitions of one id get consecutive versions.
 LOCK_ID = "SELECT pg_advisory_xact_lock(hashtext(%(id)s))"
@@ -26,17 +26,17 @@ ON CONFLICT (action) DO UPDATE SET rate_per_s = EXCLUDED.rate_per_s, burst = EXC
 async def insert_next_version(conn: Conn, definition: dict[str, Any]) -> tuple[int, datetime]:
     """Store `definition` as its id's next version (set into it); call inside a transaction."""
     await conn.execute(LOCK_ID, {"id": definition["id"]})
-    row = await (await conn.execute(NEXT_VERSION, {"id": definition["id"]})).fetchone()
+    row = await fetchone(conn, NEXT_VERSION, {"id": definition["id"]})
     assert row is not None
     definition["version"] = version = row[0]
     params = {"id": definition["id"], "v": version, "d": orjson.dumps(definition).decode()}
-    created = await (await conn.execute(INSERT, params)).fetchone()
+    created = await fetchone(conn, INSERT, params)
     assert created is not None
     return version, created.created_at
 
 
 async def exists(conn: Conn, workflow_id: str) -> bool:
-    return await (await conn.execute(EXISTS, {"id": workflow_id})).fetchone() is not None
+    return await fetchone(conn, EXISTS, {"id": workflow_id}) is not None
 
 
 async def declare_rate_limits(conn: Conn, workflow_id: str, rows: list[dict[str, Any]]) -> None:
