@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 
@@ -44,5 +46,43 @@ async def test_after_the_server_drops_every_connection_only_one_request_fails(se
             await _pid(pool)
         fresh = {await _pid(pool) for _ in range(4)}
         assert not fresh & set(pids)
+    finally:
+        await pool.close()
+
+
+async def test_transaction_commits_at_the_end_and_rolls_back_when_the_block_raises(settings):
+    pool = PgPool(settings, size=1, index_plans=False)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("CREATE TEMP TABLE t (n int)")
+        async with pool.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(RuntimeError):
+            async with pool.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (2)")
+                raise RuntimeError("refused")
+        assert [r.n for r in await pool.fetchall("SELECT n FROM t")] == [1]
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_given_back_inside_a_transaction_is_closed_not_reused_when_its_caller_was_cancelled(
+    settings,
+):
+    pool = PgPool(settings, size=1)
+    try:
+        first = await _pid(pool)
+
+        async def stuck() -> None:
+            async with pool.connection() as conn:
+                await conn.execute("BEGIN")
+                await conn.execute("SELECT pg_sleep(30)")
+
+        task = asyncio.create_task(stuck())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await _pid(pool) != first
     finally:
         await pool.close()
