@@ -64,7 +64,7 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 async def _start_core(settings: Settings, role: str, stack: AsyncExitStack) -> Core:
     db = api_pool(settings)
     stack.push_async_callback(db.close)
-    await _connect("PostgreSQL", settings, lambda: db.fetchone("SELECT 1"))
+    await _connect("PostgreSQL", settings, db.ping)
     producer = kafka.producer(settings)
     await _connect("Kafka", settings, producer.start)
     stack.push_async_callback(producer.stop)

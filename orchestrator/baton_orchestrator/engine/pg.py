@@ -137,6 +137,9 @@ class PgPool:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
     async def fetchall(self, sql: str, params: Params = None) -> list[Any]:
         """One statement's rows, on its own (autocommit: no transaction around it)."""
         async with self.connection() as conn:
