@@ -4,7 +4,7 @@ checkouts side by side (A/B).
     .venv/bin/python bench/api_cost.py --a /path/to/other/checkout [--b .] [--requests 1000] [--rounds 2]
 
 Each checkout runs its own `baton server --role api` (its own .venv, schema and topic prefix) on the shared
-stack; both stay up while the rounds alternate A, B, A, B, so a busy machine weighs on both alike. Requests
+stack; both stay up while each endpoint is measured A, B, A, B, so a busy machine weighs on both alike. Requests
 are sequential (one in flight), CPU is the server's utime+stime from /proc, per request, in µs.
 """
 
@@ -120,16 +120,17 @@ async def main() -> None:
     ap.add_argument("--a", type=Path, required=True, help="checkout A (with its .venv)")
     ap.add_argument("--b", type=Path, default=ROOT, help="checkout B (default: this one)")
     ap.add_argument("--requests", type=int, default=1000, help="sequential requests per endpoint per round")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     ts = time.strftime("%Y%m%d%H%M%S")
     servers = [Server("A", args.a.resolve(), ts), Server("B", args.b.resolve(), ts)]
     results: dict[str, dict[str, list[float]]] = {name: {"A": [], "B": []} for name in ENDPOINTS}
     try:
         await asyncio.gather(*(s.ready() for s in servers))
-        for _ in range(args.rounds):
-            for s in servers:
-                for name, call in ENDPOINTS.items():
+        # Endpoint by endpoint, A and B in turn: seconds apart, so a neighbour's burst weighs on both alike.
+        for name, call in ENDPOINTS.items():
+            for _ in range(args.rounds):
+                for s in servers:
                     results[name][s.label].append(await measure(s, call, args.requests))
     finally:
         await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
