@@ -13,14 +13,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from . import __version__, ui
 from .api import errors, fast, ops, routes, schedules
 from .bus import kafka
-from .core import Core
-from .db import create_engine
+from .core import Core, api_pool
 from .engine.gate import GateLoop
 from .engine.kafka_triggers import KafkaTriggersLoop
 from .engine.loops import PresenceLoop, RelayLoop, ResultsLoop, TimersLoop
@@ -64,14 +62,9 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 
 
 async def _start_core(settings: Settings, role: str, stack: AsyncExitStack) -> Core:
-    db = create_engine(settings)
-    stack.push_async_callback(db.dispose)
-
-    async def db_ping() -> None:
-        async with db.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    await _connect("PostgreSQL", settings, db_ping)
+    db = api_pool(settings)
+    stack.push_async_callback(db.close)
+    await _connect("PostgreSQL", settings, db.ping)
     producer = kafka.producer(settings)
     await _connect("Kafka", settings, producer.start)
     stack.push_async_callback(producer.stop)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .bus.kafka import Topics
 from .engine.apply import Applier, Definitions
@@ -18,6 +17,13 @@ from .metrics import Metrics
 from .settings import Settings
 
 log = logging.getLogger("baton")
+# The API's pool: SQLAlchemy's pool held 10 connections (+10 overflow) for the same work.
+API_POOL_SIZE = 10
+
+
+def api_pool(settings: Settings, size: int = API_POOL_SIZE) -> PgPool:
+    """Autocommit connections with the planner's own choices (list filters and counts need them)."""
+    return PgPool(settings, size, index_plans=False)
 
 
 class ServiceError(Exception):
@@ -31,7 +37,7 @@ class ServiceError(Exception):
 @dataclass
 class Core:
     settings: Settings
-    db: AsyncEngine
+    db: PgPool  # the API's statements and transactions, planned as PostgreSQL sees fit
     redis: Redis
     producer: AIOKafkaProducer
     topics: Topics
@@ -40,7 +46,8 @@ class Core:
     definitions: Definitions = field(default_factory=Definitions)
 
     def __post_init__(self) -> None:
-        self.pool = PgPool(self.settings)  # triggers: one autocommit statement each
+        # Triggers: one autocommit statement each, the engine's insert, planned like the engine's (pg.py).
+        self.pool = PgPool(self.settings)
         self.publisher = Publisher(self.producer, self.db)
         self.applier = Applier(self.settings, self.definitions)
         self.feed = RunFeed(self.settings, self.settings.max_waiters)

@@ -13,8 +13,6 @@ from typing import Any
 import orjson
 import psycopg
 from opentelemetry import trace as otel_trace
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import flow, tracing
 from .bus.codec import iso
@@ -23,10 +21,10 @@ from .definitions import DefinitionError, WorkflowSpec, normalise
 from .engine import gate
 from .engine.apply import run_output
 from .engine.dispatch import add_events, queue_jobs
-from .engine.pg import Conn, raw
+from .engine.pg import Conn
 from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
-from .store import history
+from .store import dead_letters, runs, workflows
 
 
 async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
@@ -35,46 +33,21 @@ async def define(core: Core, spec: WorkflowSpec) -> dict[str, Any]:
     except DefinitionError as exc:
         raise ServiceError(422, "invalid_definition", str(exc), exc.details) from None
     await core.topics.ensure([core.settings.job_topic(s["action"]) for s in definition["steps"]])
-    async with core.db.begin() as conn:
-        # A per-id advisory lock makes concurrent POSTs of one id get consecutive versions.
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": definition["id"]})
-        version = (
-            await conn.execute(
-                text("SELECT COALESCE(max(version), 0) + 1 FROM workflows WHERE id = :id"),
-                {"id": definition["id"]},
-            )
-        ).scalar_one()
-        definition["version"] = version
-        row = (
-            await conn.execute(
-                text(
-                    "INSERT INTO workflows (id, version, definition) VALUES (:id, :v, CAST(:d AS jsonb)) "
-                    "RETURNING created_at"
-                ),
-                {"id": definition["id"], "v": version, "d": orjson.dumps(definition).decode()},
-            )
-        ).one()
+    async with core.db.transaction() as conn:
+        version, created_at = await workflows.insert_next_version(conn, definition)
         await _declare_rate_limits(conn, definition)
     core.definitions.saw_latest(definition["id"], version)
-    return {**definition, "created_at": iso(row.created_at)}
+    return {**definition, "created_at": iso(created_at)}
 
 
-_DECLARE_RATE_LIMITS = text("""
-INSERT INTO rate_limits (action, rate_per_s, burst, tokens, declared_by)
-SELECT x.action, x.rate, x.burst, x.burst, :wf
-FROM json_to_recordset(CAST(:rows AS json)) AS x(action text, rate float8, burst int)
-ON CONFLICT (action) DO UPDATE SET rate_per_s = EXCLUDED.rate_per_s, burst = EXCLUDED.burst,
-    tokens = least(rate_limits.tokens, EXCLUDED.burst), declared_by = EXCLUDED.declared_by""")
-
-
-async def _declare_rate_limits(conn: AsyncConnection, definition: dict[str, Any]) -> None:
+async def _declare_rate_limits(conn: Conn, definition: dict[str, Any]) -> None:
     """An action has one bucket, shared by every workflow that declares a rate for it: the definition
     applied last sets its rate and burst (README, "Flow control")."""
     limits = definition.get("rate_limits")
     if not limits:
         return
     rows = [{"action": a, "rate": r["limit"] / flow.PERIODS[r["per"]], "burst": r["burst"]} for a, r in limits.items()]
-    await conn.execute(_DECLARE_RATE_LIMITS, {"rows": orjson.dumps(rows).decode(), "wf": definition["id"]})
+    await workflows.declare_rate_limits(conn, definition["id"], rows)
 
 
 def request_hash(payload: Any) -> str:
@@ -215,7 +188,7 @@ async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str,
         else:
             writes.queue(core.settings, job, now)
     if writes.gated:
-        await gate.admit(await raw(conn), writes)
+        await gate.admit(conn, writes)
     for name in skipped:
         writes.event(run_id, name, "step_skipped")
     done = run_outcome(status) == "COMPLETED"  # every step skipped: nothing to run
@@ -283,12 +256,7 @@ def _replay(stored_hash: str, digest: str, body: dict[str, Any]) -> tuple[int, d
 async def _replay_from_db(
     core: Core, conn: Conn, workflow_id: str, key: str | None, digest: str
 ) -> tuple[int, dict[str, Any]]:
-    cur = await conn.execute(
-        "SELECT id::text, workflow_version, request_hash, created_at FROM runs "
-        "WHERE workflow_id = %s AND idempotency_key = %s",
-        (workflow_id, key),
-    )
-    row = await cur.fetchone()
+    row = await runs.by_key(conn, workflow_id, key)
     assert row is not None, "insert_run inserted nothing, so the key's run exists"
     run_id, version, stored_hash, created_at = row
     body = trigger_body(run_id, workflow_id, version, key, created_at)
@@ -324,43 +292,23 @@ async def _idem_set(core: Core, workflow_id: str, key: str, digest: str, body: d
         core.redis_failed(exc)
 
 
-async def _lock_run(conn: AsyncConnection, run_id: str) -> Any:
+async def _lock_run(conn: Conn, run_id: str) -> Any:
     try:
         run_id = str(uuid.UUID(run_id))  # canonical: PostgreSQL refuses some forms Python accepts
     except ValueError:
         raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist") from None
-    row = (
-        await conn.execute(
-            text(
-                "SELECT id::text, status, workflow_id, workflow_version, traceparent FROM runs "
-                "WHERE id = :id FOR UPDATE"
-            ),
-            {"id": run_id},
-        )
-    ).first()
+    row = await runs.lock(conn, run_id)
     if row is None:
         raise ServiceError(404, "run_not_found", f"run {run_id!r} does not exist")
     return row
 
 
 async def cancel(core: Core, run_id: str) -> dict[str, Any]:
-    async with core.db.begin() as conn:
+    async with core.db.transaction() as conn:
         run = await _lock_run(conn, run_id)
         if run.status not in ("PENDING", "RUNNING"):
             raise ServiceError(409, "run_not_cancellable", f"run is {run.status}; only a running run can be cancelled")
-        # Open attempts end with their steps (store/history.py), so their late results are recorded as no-ops.
-        await (await raw(conn)).execute(history.CANCEL_OPEN_ATTEMPTS, {"id": run_id})
-        await conn.execute(
-            text("""
-            UPDATE steps SET status = 'CANCELLED', deadline = NULL, next_attempt_at = NULL, updated_at = now()
-            WHERE run_id = :id AND status IN ('PENDING', 'QUEUED', 'RUNNING', 'FAILED', 'WAITING')"""),
-            {"id": run_id},
-        )
-        await conn.execute(
-            text("""UPDATE runs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
-            WHERE id = :id"""),
-            {"id": run_id},
-        )
+        await runs.cancel(conn, run_id)
         await add_events(conn, [(run_id, None, "run_cancelled", {})])
     core.metrics.runs_finished.labels("CANCELLED").inc()
     core.applier.flow_wake.set()  # its slots (if it held any) are free: held steps may go now
@@ -369,26 +317,13 @@ async def cancel(core: Core, run_id: str) -> dict[str, Any]:
 
 async def retry_run(core: Core, run_id: str) -> dict[str, Any]:
     """Re-open every dead-lettered step of a FAILED run with a fresh attempt budget."""
-    async with core.db.begin() as conn:
+    async with core.db.transaction() as conn:
         run = await _lock_run(conn, run_id)
         if run.status != "FAILED":
             raise ServiceError(409, "run_not_failed", f"run is {run.status}; only a FAILED run can be retried")
-        dead = (
-            (
-                await conn.execute(
-                    text("SELECT name FROM steps WHERE run_id = :id AND status = 'DEAD_LETTERED' ORDER BY position"),
-                    {"id": run_id},
-                )
-            )
-            .scalars()
-            .all()
-        )
+        dead = await runs.dead_steps(conn, run.id)
         outbound = await _reopen(core, conn, run, [(name, None, False) for name in dead])
-        await conn.execute(
-            text("""UPDATE dead_letters SET status = 'REDRIVEN', resolved_at = now()
-            WHERE run_id = :id AND status = 'OPEN'"""),
-            {"id": run_id},
-        )
+        await dead_letters.redrive_run(conn, run.id)
     # In the background: the run and its jobs are durable in the outbox, so a Kafka outage delays the
     # jobs (the relay resends them) but never the answer.
     core.publisher.publish_soon(outbound)
@@ -396,13 +331,8 @@ async def retry_run(core: Core, run_id: str) -> dict[str, Any]:
 
 
 async def redrive(core: Core, dead_letter_id: int, new_input: Any, has_input: bool) -> dict[str, Any]:
-    async with core.db.begin() as conn:
-        dl = (
-            await conn.execute(
-                text("SELECT id, run_id::text AS run_id, step, status FROM dead_letters WHERE id = :id FOR UPDATE"),
-                {"id": dead_letter_id},
-            )
-        ).first()
+    async with core.db.transaction() as conn:
+        dl = await dead_letters.lock(conn, dead_letter_id)
         if dl is None:
             raise ServiceError(404, "dead_letter_not_found", f"dead letter {dead_letter_id} does not exist")
         if dl.status != "OPEN":
@@ -410,41 +340,21 @@ async def redrive(core: Core, dead_letter_id: int, new_input: Any, has_input: bo
         run = await _lock_run(conn, dl.run_id)
         if run.status == "CANCELLED":
             raise ServiceError(409, "run_cancelled", "the run was cancelled; trigger a new run instead")
-        step_status = (
-            await conn.execute(
-                text("SELECT status FROM steps WHERE run_id = :r AND name = :s"),
-                {"r": dl.run_id, "s": dl.step},
-            )
-        ).scalar_one()
         outbound = []
-        if step_status == "DEAD_LETTERED":
+        if await runs.step_status(conn, dl.run_id, dl.step) == "DEAD_LETTERED":
             outbound = await _reopen(core, conn, run, [(dl.step, new_input, has_input)])
-        await conn.execute(
-            text("UPDATE dead_letters SET status = 'REDRIVEN', resolved_at = now() WHERE id = :id"),
-            {"id": dead_letter_id},
-        )
+        await dead_letters.redrive(conn, dead_letter_id)
     # In the background: the run and its jobs are durable in the outbox, so a Kafka outage delays the
     # jobs (the relay resends them) but never the answer.
     core.publisher.publish_soon(outbound)
     return {"id": dead_letter_id, "run_id": dl.run_id, "step": dl.step, "status": "REDRIVEN"}
 
 
-async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple[str, Any, bool]]) -> list[Any]:
+async def _reopen(core: Core, conn: Conn, run: Any, steps: list[tuple[str, Any, bool]]) -> list[Any]:
     if not steps:
         return []
     definition = await core.definitions.get(conn, run.workflow_id, run.workflow_version)
-    rows = {
-        r.name: r
-        for r in (
-            await conn.execute(
-                text(
-                    "SELECT s.name, s.attempt, s.input, s.flow_keys, r.priority "
-                    "FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = :id AND s.name = ANY(:names)"
-                ),
-                {"id": run.id, "names": [s[0] for s in steps]},
-            )
-        ).all()
-    }
+    rows = await runs.steps_to_reopen(conn, run.id, [s[0] for s in steps])
     jobs = []
     for name, new_input, has_input in steps:
         step = definition["_by_name"][name]
@@ -465,32 +375,19 @@ async def _reopen(core: Core, conn: AsyncConnection, run: Any, steps: list[tuple
                 flow.held_need(definition, name, rows[name].flow_keys, rows[name].priority, holds_slots=False),
             )
         )
-    await conn.execute(
-        text("""UPDATE runs SET status = 'RUNNING', error = NULL, finished_at = NULL,
-        updated_at = now() WHERE id = :id"""),
-        {"id": run.id},
-    )
+    await runs.reopen(conn, run.id)
     await add_events(conn, [(run.id, None, "run_reopened", {"steps": [s[0] for s in steps]})])
     core.metrics.steps_dispatched.inc(len(jobs))
     return await queue_jobs(conn, core.settings, jobs)
 
 
 async def discard(core: Core, dead_letter_id: int) -> None:
-    async with core.db.begin() as conn:
-        row = (
-            await conn.execute(
-                text("""UPDATE dead_letters SET status = 'DISCARDED', resolved_at = now()
-            WHERE id = :id AND status = 'OPEN' RETURNING id"""),
-                {"id": dead_letter_id},
-            )
-        ).first()
-        if row is None:
-            exists = (
-                await conn.execute(text("SELECT status FROM dead_letters WHERE id = :id"), {"id": dead_letter_id})
-            ).first()
-            if exists is None:
+    async with core.db.transaction() as conn:
+        if not await dead_letters.discard(conn, dead_letter_id):
+            status = await dead_letters.status(conn, dead_letter_id)
+            if status is None:
                 raise ServiceError(404, "dead_letter_not_found", f"dead letter {dead_letter_id} does not exist")
-            raise ServiceError(409, "dead_letter_closed", f"dead letter {dead_letter_id} is already {exists.status}")
+            raise ServiceError(409, "dead_letter_closed", f"dead letter {dead_letter_id} is already {status}")
 
 
 async def workers(core: Core) -> dict[str, Any]:

@@ -209,20 +209,20 @@ async def test_workers_endpoint_lists_live_workers_and_drops_stopped_ones(client
 
 
 async def test_requests_get_503_json_when_postgres_goes_away(client, settings):
-    from baton_orchestrator.db import create_engine
+    from baton_orchestrator.core import api_pool
     from baton_orchestrator.engine.pg import PgPool
 
     await client.define(ONE_STEP)
     core = client.app.state.core
     live, live_pool = core.db, core.pool
     gone = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/baton"})
-    core.db, core.pool = create_engine(gone), PgPool(gone)  # the API's pool, and the triggers' connections
+    core.db, core.pool = api_pool(gone), PgPool(gone)  # the API's pool, and the triggers' connections
     try:
         for resp in (await client.trigger("one", 1), await client.http.get("/workflow/runs")):
             assert resp.status_code == 503, resp.text
             assert resp.json()["error"]["code"] == "database_unavailable" and resp.headers["retry-after"] == "1"
     finally:
-        await core.db.dispose()
+        await core.db.close()
         core.db, core.pool = live, live_pool
 
 

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from collections import Counter
 
-from sqlalchemy import text
-
 from .conftest import eventually
 
 STEPS = {"id": "crashy", "steps": [{"action": "c.one"}, {"action": "c.two"}, {"action": "c.three"}]}
@@ -57,29 +55,21 @@ async def test_all_runs_finish_exactly_once_when_the_engine_is_killed_mid_batch(
     finally:
         engine.kill()
         engine.wait(10)
-    async with api.app.state.core.db.connect() as conn:
-        statuses = (await conn.execute(text("SELECT status, count(*) FROM runs GROUP BY status"))).all()
-        completions = (
-            await conn.execute(
-                text(
-                    "SELECT run_id, step, count(*) AS n FROM attempts WHERE status = 'COMPLETED' GROUP BY run_id, step"
-                )
-            )
-        ).all()
+    db = api.app.state.core.db
+    statuses = await db.fetchall("SELECT status, count(*) FROM runs GROUP BY status")
+    completions = await db.fetchall(
+        "SELECT run_id, step, count(*) AS n FROM attempts WHERE status = 'COMPLETED' GROUP BY run_id, step"
+    )
     assert dict(statuses) == {"COMPLETED": 100}
     assert len(completions) == 300 and all(c.n == 1 for c in completions)
     assert len(ledger) == 300  # every step a completed run needed ran at least once
 
 
 async def _all_finished(api, run_ids) -> bool:
-    async with api.app.state.core.db.connect() as conn:
-        n = (
-            await conn.execute(
-                text("SELECT count(*) FROM runs WHERE status = 'COMPLETED' AND id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": run_ids},
-            )
-        ).scalar_one()
-    return n == len(run_ids)
+    row = await api.app.state.core.db.fetchone(
+        "SELECT count(*) FROM runs WHERE status = 'COMPLETED' AND id = ANY(CAST(%(ids)s AS uuid[]))", {"ids": run_ids}
+    )
+    return bool(row[0] == len(run_ids))
 
 
 async def _async(value):

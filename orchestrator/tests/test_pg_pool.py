@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import psycopg
@@ -67,5 +68,43 @@ async def test_outbox_records_and_their_deletion_work_on_psycopg_connections(cli
         async with pool.connection() as conn:
             left = await (await conn.execute("SELECT count(*) FROM outbox WHERE id = %s", (made.id,))).fetchone()
         assert left == (0,) and publisher.take_published() == []
+    finally:
+        await pool.close()
+
+
+async def test_transaction_commits_at_the_end_and_rolls_back_when_the_block_raises(settings):
+    pool = PgPool(settings, size=1, index_plans=False)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("CREATE TEMP TABLE t (n int)")
+        async with pool.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(RuntimeError):
+            async with pool.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (2)")
+                raise RuntimeError("refused")
+        assert [r.n for r in await pool.fetchall("SELECT n FROM t")] == [1]
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_given_back_inside_a_transaction_is_closed_not_reused_when_its_caller_was_cancelled(
+    settings,
+):
+    pool = PgPool(settings, size=1)
+    try:
+        first = await _pid(pool)
+
+        async def stuck() -> None:
+            async with pool.connection() as conn:
+                await conn.execute("BEGIN")
+                await conn.execute("SELECT pg_sleep(30)")
+
+        task = asyncio.create_task(stuck())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await _pid(pool) != first
     finally:
         await pool.close()

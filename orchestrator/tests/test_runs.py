@@ -263,14 +263,8 @@ def schema(name: str) -> jsonschema.Draft202012Validator:
 
 
 async def _events(client, run_id, kind):
-    from sqlalchemy import text
-
-    async with client.app.state.core.db.connect() as conn:
-        return (
-            await conn.execute(
-                text("SELECT count(*) FROM run_events WHERE run_id = :r AND type = :t"), {"r": run_id, "t": kind}
-            )
-        ).scalar_one()
+    sql = "SELECT count(*) FROM run_events WHERE run_id = %(r)s AND type = %(t)s"
+    return (await client.app.state.core.db.fetchone(sql, {"r": run_id, "t": kind}))[0]
 
 
 async def _events_at_least(client, run_id, kind, n):

@@ -182,8 +182,8 @@ async def test_the_scheduler_catches_up_and_replays_when_driven_by_an_injected_c
     assert await runs_by_key(settings) == dict.fromkeys(keys, 1)
     assert await loop.sweep() == 0  # advanced in the same transaction: nothing is due any more
     # A crash after the runs were created but before the advance committed: the slots fire again, as replays.
-    async with core.db.begin() as conn:
-        await conn.exec_driver_sql("UPDATE schedules SET next_fire_at = %s", (T0 + timedelta(minutes=1),))
+    async with core.db.connection() as conn:
+        await conn.execute("UPDATE schedules SET next_fire_at = %s", (T0 + timedelta(minutes=1),))
     assert await loop.sweep() == 1
     assert await runs_by_key(settings) == dict.fromkeys(keys, 1)
     assert sum("replayed run" in r.getMessage() for r in caplog.records) == 3

@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text
 
 from baton_orchestrator import tracing
 
@@ -63,9 +62,8 @@ def named_by(traceparent: str | None) -> tuple[str, str]:
 
 
 async def stored_traceparent(client: Any, run_id: str) -> str | None:
-    async with client.app.state.core.db.connect() as conn:
-        row = await conn.execute(text("SELECT traceparent FROM runs WHERE id = :id"), {"id": run_id})
-        return row.scalar_one()
+    row = await client.app.state.core.db.fetchone("SELECT traceparent FROM runs WHERE id = %(id)s", {"id": run_id})
+    return row.traceparent
 
 
 async def trigger(client: Any, workflow: str, traceparent: Any = None, key: str | None = None) -> Any:

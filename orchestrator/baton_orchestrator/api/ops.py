@@ -8,9 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
-from ..core import Core
 from ..store import queries
 from .deps import CoreDep
 
@@ -26,15 +24,10 @@ async def _check(coro: Any, timeout: float = 2.0) -> dict[str, Any]:
         return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
-async def _db_ping(core: Core) -> None:
-    async with core.db.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-
-
 @router.get("/health", summary="PostgreSQL, Kafka and Redis reachability (503 when a required one is down)")
 async def health(core: CoreDep) -> JSONResponse:
     db, kafka, redis = await asyncio.gather(
-        _check(_db_ping(core)), _check(core.topics.cluster_ok()), _check(core.redis.ping())
+        _check(core.db.ping()), _check(core.topics.cluster_ok()), _check(core.redis.ping())
     )
     core.redis_ok = redis["status"] == "up"
     required_up = db["status"] == "up" and kafka["status"] == "up"

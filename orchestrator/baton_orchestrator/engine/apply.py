@@ -18,13 +18,12 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import conditions, flow
 from ..bus.codec import dlt_headers, encode_job
 from ..settings import Settings
 from . import transitions as tr
-from .pg import Conn, raw
+from .pg import Conn
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.engine")
@@ -73,15 +72,15 @@ class Definitions:
             self.latest[workflow_id] = max(version, self.latest.get(workflow_id, 0))
         return version
 
-    async def latest_version(self, conn: AsyncConnection | Conn, workflow_id: str) -> int | None:
-        cur = await (await raw(conn)).execute("SELECT max(version) FROM workflows WHERE id = %s", (workflow_id,))
+    async def latest_version(self, conn: Conn, workflow_id: str) -> int | None:
+        cur = await conn.execute("SELECT max(version) FROM workflows WHERE id = %s", (workflow_id,))
         row = await cur.fetchone()
         return self.saw_latest(workflow_id, row[0] if row else None)
 
-    async def get(self, conn: AsyncConnection | Conn, workflow_id: str, version: int) -> dict[str, Any]:
+    async def get(self, conn: Conn, workflow_id: str, version: int) -> dict[str, Any]:
         key = (workflow_id, version)
         if key not in self._cache:
-            cur = await (await raw(conn)).execute(
+            cur = await conn.execute(
                 "SELECT definition FROM workflows WHERE id = %s AND version = %s", (workflow_id, version)
             )
             row = await cur.fetchone()

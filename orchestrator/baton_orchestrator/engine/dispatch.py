@@ -21,13 +21,12 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tracing
 from ..bus.codec import Headers
 from ..settings import Settings
 from ..store import history, outbox
-from .pg import Conn, PgPool, raw
+from .pg import Conn, PgPool
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
 log = logging.getLogger("baton.dispatch")
@@ -42,13 +41,11 @@ def decode_headers(raw: Any) -> Headers:
     return [(k, bytes.fromhex(v)) for k, v in items]
 
 
-async def add_outbox(
-    conn: AsyncConnection | Conn, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]
-) -> list[Outbound]:
+async def add_outbox(conn: Conn, msgs: Sequence[tuple[str, bytes | None, bytes, Headers]]) -> list[Outbound]:
     """Records that are no step's job (kind NULL in the outbox), published like the rest."""
     if not msgs:
         return []
-    cur = await (await raw(conn)).execute(
+    cur = await conn.execute(
         outbox.INSERT_OTHER,
         {
             "topics": [m[0] for m in msgs],
@@ -61,7 +58,7 @@ async def add_outbox(
     return [Outbound(i, *m) for i, m in zip(ids, msgs, strict=True)]
 
 
-async def queue_jobs(conn: AsyncConnection | Conn, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
+async def queue_jobs(conn: Conn, settings: Settings, jobs: list[JobSpec]) -> list[Outbound]:
     """Mark the steps QUEUED with a fresh job id and put their jobs in the outbox (same transaction)."""
     if not jobs:
         return []
@@ -72,11 +69,11 @@ async def queue_jobs(conn: AsyncConnection | Conn, settings: Settings, jobs: lis
     return out
 
 
-async def add_events(conn: AsyncConnection | Conn, events: list[tuple[str, str | None, str, Any]]) -> None:
+async def add_events(conn: Conn, events: list[tuple[str, str | None, str, Any]]) -> None:
     """Append run-level events to the run history (one statement for the whole batch)."""
     if not events:
         return
-    await (await raw(conn)).execute(
+    await conn.execute(
         history.INSERT_RUN_EVENTS,
         {
             "runs": [e[0] for e in events],
@@ -131,7 +128,7 @@ def _end_spans(acked: list[Outbound], failed: list[tuple[Outbound, Exception]]) 
 class Publisher:
     """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
-    def __init__(self, producer: AIOKafkaProducer, db: AsyncEngine | PgPool) -> None:
+    def __init__(self, producer: AIOKafkaProducer, db: PgPool) -> None:
         self.producer = producer
         self.db = db
         self._published: list[int] = []
@@ -184,12 +181,8 @@ class Publisher:
         if not ids:
             return
         try:
-            if isinstance(self.db, PgPool):  # autocommit connections: one statement needs no transaction
-                async with self.db.connection() as pg:
-                    await pg.execute(outbox.DELETE, {"ids": ids})
-            else:
-                async with self.db.begin() as conn:
-                    await (await raw(conn)).execute(outbox.DELETE, {"ids": ids})
+            async with self.db.connection() as conn:
+                await conn.execute(outbox.DELETE, {"ids": ids})
         except Exception:
             self.give_back(ids)
             raise

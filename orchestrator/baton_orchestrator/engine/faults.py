@@ -12,7 +12,6 @@ import asyncio
 
 import psycopg
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import DBAPIError
 
 # SQLSTATE classes that are about the server or the connection, not the statement's data:
 # 08 connection, 40 transaction rollback (serialization, deadlock), 53 insufficient resources,
@@ -22,8 +21,6 @@ _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
     if isinstance(exc, psycopg.Error):
         state = exc.sqlstate
         # No SQLSTATE: the client lost or could not open the connection.

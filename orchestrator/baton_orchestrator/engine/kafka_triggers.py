@@ -14,11 +14,11 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from sqlalchemy import text
 
 from .. import service, tracing
 from ..bus.codec import dlt_headers
 from ..core import Core, ServiceError
+from ..store import schedules as store
 from ..triggers import Accepted, Rejected, dlt_topic, read_record
 
 log = logging.getLogger("baton.triggers")
@@ -44,8 +44,8 @@ class KafkaTriggersLoop:
             await asyncio.gather(*(self._stop(tid) for tid in list(self.tasks)), return_exceptions=True)
 
     async def sync(self) -> None:
-        async with self.core.db.connect() as conn:
-            rows = (await conn.execute(text("SELECT * FROM kafka_triggers"))).all()
+        async with self.core.db.connection() as conn:
+            rows = await store.list_triggers(conn, limit=False)
         wanted = {r.id: r for r in rows}
         for tid, (fields, task) in list(self.tasks.items()):
             row = wanted.get(tid)

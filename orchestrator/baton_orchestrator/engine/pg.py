@@ -1,7 +1,7 @@
-"""A dedicated psycopg connection per engine loop: no pool checkout, no greenlet hop per statement.
-
-The API keeps SQLAlchemy; the engine's loops run a transaction per batch, so the fixed cost of each
-transaction is what limits them when the machine is quiet (DESIGN §10).
+"""PostgreSQL connections, all psycopg 3: a dedicated one per engine loop (`Pg`) and small pools for the API
+(`PgPool`). No pool checkout bookkeeping, no greenlet hop per statement: the engine's loops run a
+transaction per batch, so the fixed cost of each transaction is what limits them when the machine is
+quiet (DESIGN §10), and a trigger is one autocommit statement.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import pq
+from psycopg.rows import namedtuple_row
 from psycopg.types.json import set_json_loads
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..settings import Settings
 
@@ -33,22 +34,32 @@ INDEX_PLANS = (
 )
 
 
-async def connect(settings: Settings, autocommit: bool = False) -> Conn:
-    options = INDEX_PLANS
+async def connect(settings: Settings, autocommit: bool = False, index_plans: bool = True) -> Conn:
+    """`index_plans=False`: the planner's own choices, for the API's ad-hoc reads (filters, counts, lists)."""
+    options = INDEX_PLANS if index_plans else ""
     if settings.database_schema:
         options += f" -c search_path={settings.database_schema}"
     url = "postgresql://" + settings.database_url.split("://", 1)[1]
-    conn = await psycopg.AsyncConnection.connect(url, options=options, autocommit=autocommit)
+    conn = await psycopg.AsyncConnection.connect(url, options=options.strip() or None, autocommit=autocommit)
     set_json_loads(orjson.loads, conn)
     return conn
 
 
-async def raw(conn: AsyncConnection | Conn) -> Conn:
-    """The psycopg connection, whether given one or SQLAlchemy's wrapper around one."""
-    if isinstance(conn, psycopg.AsyncConnection):
-        return conn
-    wrapper = await conn.get_raw_connection()
-    return wrapper.driver_connection  # type: ignore[return-value]
+Params = dict[str, Any] | tuple[Any, ...] | None
+
+
+# The API's one row style: named tuples (row.column, and row[i] too). Asked per cursor, not set on the
+# connection: the engine's statements that API operations run on the same connection read plain tuples.
+async def fetchall(conn: Conn, sql: str, params: Params = None) -> list[Any]:
+    cur = conn.cursor(row_factory=namedtuple_row)
+    await cur.execute(sql, params)
+    return await cur.fetchall()
+
+
+async def fetchone(conn: Conn, sql: str, params: Params = None) -> Any:
+    cur = conn.cursor(row_factory=namedtuple_row)
+    await cur.execute(sql, params)
+    return await cur.fetchone()
 
 
 class Pg:
@@ -76,16 +87,18 @@ class Pg:
 
 
 class PgPool:
-    """A few autocommit connections for single-statement writes from the API (a trigger is one statement).
+    """A few autocommit connections: a single statement needs no BEGIN/COMMIT round trips (a trigger is
+    one), and `transaction()` opens one where an operation needs several statements to commit together.
 
-    Cheaper than SQLAlchemy's pool and transaction for the busiest endpoint: no checkout bookkeeping,
-    no BEGIN/COMMIT round trips. When a connection fails, every connection opened before the failure is
-    replaced on its next use (a PostgreSQL restart breaks them all), so one request sees the outage,
-    not one request per pooled connection.
+    Cheaper than SQLAlchemy's pool for the busiest endpoint: no checkout bookkeeping. When a connection
+    fails, every connection opened before the failure is replaced on its next use (a PostgreSQL restart
+    breaks them all), so one request sees the outage, not one request per pooled connection. A connection
+    given back mid-transaction or mid-statement (its request was cancelled) is closed, never reused.
     """
 
-    def __init__(self, settings: Settings, size: int = 4) -> None:
+    def __init__(self, settings: Settings, size: int = 4, index_plans: bool = True) -> None:
         self.settings = settings
+        self.index_plans = index_plans
         self._free: asyncio.Queue[tuple[Conn, int] | None] = asyncio.Queue()
         for _ in range(size):
             self._free.put_nowait(None)  # a slot, connected on first use
@@ -101,7 +114,7 @@ class PgPool:
                 await self._discard(slot[0])
                 slot = None
             if slot is None:
-                slot = (await connect(self.settings, autocommit=True), self._generation)
+                slot = (await connect(self.settings, True, self.index_plans), self._generation)
                 self._open.add(slot[0])
             conn = slot[0]
             yield conn
@@ -112,7 +125,29 @@ class PgPool:
             slot = None
             raise
         finally:
-            self._free.put_nowait(slot)
+            if slot is not None and slot[0].info.transaction_status != pq.TransactionStatus.IDLE:
+                self._free.put_nowait(None)
+                await self._discard(slot[0])
+            else:
+                self._free.put_nowait(slot)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """One connection in one transaction: committed when the block ends, rolled back if it raises."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
+    async def fetchall(self, sql: str, params: Params = None) -> list[Any]:
+        """One statement's rows, on its own (autocommit: no transaction around it)."""
+        async with self.connection() as conn:
+            return await fetchall(conn, sql, params)
+
+    async def fetchone(self, sql: str, params: Params = None) -> Any:
+        async with self.connection() as conn:
+            return await fetchone(conn, sql, params)
 
     async def _discard(self, conn: Conn) -> None:
         self._open.discard(conn)

@@ -16,26 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import service
 from ..core import Core, ServiceError
 from ..schedules import RUNNING, State, iso_slot, slot_key, tick
+from ..store import schedules as store
+from .pg import Conn
 
 log = logging.getLogger("baton.scheduler")
-
-_DUE = text("""
-SELECT s.id, s.workflow_id, s.spec, s.next_fire_at, s.queued_slot, s.last_run_id, r.status AS last_status
-FROM schedules s LEFT JOIN runs r ON r.id = s.last_run_id
-WHERE NOT s.paused AND (s.next_fire_at <= :now OR s.queued_slot IS NOT NULL)
-ORDER BY s.next_fire_at LIMIT :limit
-FOR UPDATE OF s SKIP LOCKED""")
-
-_ADVANCE = text("""
-UPDATE schedules SET next_fire_at = :next, queued_slot = :queued, last_run_id = CAST(:run AS uuid),
-    last_fired_at = COALESCE(:fired, last_fired_at), last_error = CAST(:error AS jsonb), updated_at = now()
-WHERE id = :id""")
 
 
 def utc_now() -> datetime:
@@ -57,13 +45,13 @@ class SchedulerLoop:
     async def sweep(self) -> int:
         """One pass; returns how many schedules were due."""
         now = self.clock()
-        async with self.core.db.begin() as conn:
-            rows = (await conn.execute(_DUE, {"now": now, "limit": self.core.settings.schedule_batch})).all()
+        async with self.core.db.transaction() as conn:
+            rows = await store.due(conn, now, self.core.settings.schedule_batch)
             for row in rows:
                 await self._fire(conn, row, now)
         return len(rows)
 
-    async def _fire(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
+    async def _fire(self, conn: Conn, row: Any, now: datetime) -> None:
         state = State(row.next_fire_at, row.queued_slot, row.last_status in RUNNING)
         plan = tick(row.spec, state, now, self.core.settings.schedule_misfire_grace_seconds)
         if plan.dropped:
@@ -83,8 +71,8 @@ class SchedulerLoop:
             if status == 200:  # normal only after a crash or a failed pass: the slot's run already existed
                 log.info("schedule %s: slot %s replayed run %s", row.id, iso_slot(slot), body["run_id"])
             run_id, fired = body["run_id"], now
-        await conn.execute(
-            _ADVANCE,
+        await store.advance(
+            conn,
             {
                 "id": row.id,
                 "next": plan.next_fire_at,

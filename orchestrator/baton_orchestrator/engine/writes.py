@@ -24,14 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tracing
 from ..bus.codec import Headers, encode_job, job_headers
 from ..flow import Need
 from ..settings import Settings
 from ..store import steps as sql
-from .pg import Conn, raw
+from .pg import Conn
 
 # Notification lines per pg_notify (a payload must stay under 8,000 bytes; step names are ≤ 200 characters).
 _LINES_PER_NOTE = 25
@@ -215,11 +214,11 @@ def _dumps(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
 
-async def flush(conn: AsyncConnection | Conn, writes: Writes) -> tuple[list[Outbound], int]:
+async def flush(conn: Conn, writes: Writes) -> tuple[list[Outbound], int]:
     """Write everything in one statement; returns the outbox rows to publish and how many runs completed."""
     if not writes:
         return [], 0
-    pg = await raw(conn)
+    pg = conn
     if writes.gated:
         from .gate import admit  # the gate builds on this module: imported where it is needed
 
@@ -272,9 +271,7 @@ class Inserted:
     latest_version: int | None  # the workflow's latest version as the statement saw it (None: no workflow)
 
 
-async def insert_run(
-    conn: AsyncConnection | Conn, run: dict[str, Any], steps: list[dict[str, Any]], writes: Writes
-) -> Inserted:
+async def insert_run(conn: Conn, run: dict[str, Any], steps: list[dict[str, Any]], writes: Writes) -> Inserted:
     """Create a run of version run["v"], its steps and its first jobs in one statement.
 
     `run` may carry flow control's `priority`, `flow_keys` and `admitted` (defaults: none used); gated
@@ -312,7 +309,7 @@ async def insert_run(
         "notes": writes.notifications(),
         "delete": writes.delete_outbox,
     }
-    cur = await (await raw(conn)).execute(sql.INSERT_RUN, params)
+    cur = await conn.execute(sql.INSERT_RUN, params)
     row = await cur.fetchone()
     assert row is not None
     created, made, latest, _ = row

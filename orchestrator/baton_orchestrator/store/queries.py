@@ -11,8 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.codec import UUID_RE, iso
 from ..core import ServiceError
@@ -63,11 +61,15 @@ def _ts(value: Any) -> str | None:
     return iso(value) if value is not None else None
 
 
-async def get_workflow(db: AsyncEngine, workflow_id: str, version: int | None) -> dict[str, Any]:
-    sql = "SELECT definition, created_at FROM workflows WHERE id = :id"
-    sql += " AND version = :v" if version else " ORDER BY version DESC LIMIT 1"
-    async with db.connect() as conn:
-        row = (await conn.execute(text(sql), {"id": workflow_id, "v": version})).first()
+WORKFLOW = "SELECT definition, created_at FROM workflows WHERE id = %(id)s AND version = %(v)s"
+LATEST_WORKFLOW = "SELECT definition, created_at FROM workflows WHERE id = %(id)s ORDER BY version DESC LIMIT 1"
+LIST_WORKFLOWS = """
+            SELECT DISTINCT ON (id) id, version, definition, created_at FROM workflows
+            WHERE id > %(after)s ORDER BY id, version DESC LIMIT %(limit)s"""
+
+
+async def get_workflow(db: PgPool, workflow_id: str, version: int | None) -> dict[str, Any]:
+    row = await db.fetchone(WORKFLOW if version else LATEST_WORKFLOW, {"id": workflow_id, "v": version})
     if row is None:
         raise ServiceError(
             404,
@@ -77,17 +79,9 @@ async def get_workflow(db: AsyncEngine, workflow_id: str, version: int | None) -
     return {**row.definition, "created_at": iso(row.created_at)}
 
 
-async def list_workflows(db: AsyncEngine, limit: int, cursor: str | None) -> dict[str, Any]:
+async def list_workflows(db: PgPool, limit: int, cursor: str | None) -> dict[str, Any]:
     after = decode_cursor(cursor, _name_part)[0] if cursor else ""
-    async with db.connect() as conn:
-        rows = (
-            await conn.execute(
-                text("""
-            SELECT DISTINCT ON (id) id, version, definition, created_at FROM workflows
-            WHERE id > :after ORDER BY id, version DESC LIMIT :limit"""),
-                {"after": after, "limit": limit + 1},
-            )
-        ).all()
+    rows = await db.fetchall(LIST_WORKFLOWS, {"after": after, "limit": limit + 1})
     items = [{**r.definition, "created_at": iso(r.created_at)} for r in rows[:limit]]
     return {"items": items, "next_cursor": encode_cursor(rows[limit - 1].id) if len(rows) > limit else None}
 
@@ -188,44 +182,39 @@ def _run_summary(run: Any) -> dict[str, Any]:
     }
 
 
+LIST_RUNS = "SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+
+
 async def list_runs(
-    db: AsyncEngine, workflow_id: str | None, status: str | None, limit: int, cursor: str | None
+    db: PgPool, workflow_id: str | None, status: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     where, params = ["TRUE"], {"limit": limit + 1, "wf": workflow_id, "status": status}
     if workflow_id:
-        where.append("workflow_id = :wf")
+        where.append("workflow_id = %(wf)s")
     if status:
-        where.append("status = :status")
+        where.append("status = %(status)s")
     if cursor:
         created, rid = decode_cursor(cursor, _time_part, _uuid_part)
-        where.append("(created_at, id) < (CAST(:c_at AS timestamptz), CAST(:c_id AS uuid))")
+        where.append("(created_at, id) < (CAST(%(c_at)s AS timestamptz), CAST(%(c_id)s AS uuid))")
         params.update({"c_at": created, "c_id": rid})
-    async with db.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT :limit"),
-                params,
-            )
-        ).all()
+    rows = await db.fetchall(LIST_RUNS.format(where=" AND ".join(where)), params)
     page = rows[:limit]
     nxt = encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
     return {"items": [_run_summary(r) for r in page], "next_cursor": nxt}
 
 
+LIST_DEAD_LETTERS = """
+            SELECT d.*, r.workflow_id FROM dead_letters d JOIN runs r ON r.id = d.run_id
+            WHERE d.status = %(status)s AND d.id < %(before)s{only} ORDER BY d.id DESC LIMIT %(limit)s"""
+
+
 async def list_dead_letters(
-    db: AsyncEngine, status: str, limit: int, cursor: str | None, workflow_id: str | None = None
+    db: PgPool, status: str, limit: int, cursor: str | None, workflow_id: str | None = None
 ) -> dict[str, Any]:
     before = decode_cursor(cursor, _id_part)[0] if cursor else 2**62
-    only = " AND r.workflow_id = :wf" if workflow_id else ""
-    async with db.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(f"""
-            SELECT d.*, r.workflow_id FROM dead_letters d JOIN runs r ON r.id = d.run_id
-            WHERE d.status = :status AND d.id < :before{only} ORDER BY d.id DESC LIMIT :limit"""),
-                {"status": status, "before": before, "limit": limit + 1, "wf": workflow_id},
-            )
-        ).all()
+    only = " AND r.workflow_id = %(wf)s" if workflow_id else ""
+    params = {"status": status, "before": before, "limit": limit + 1, "wf": workflow_id}
+    rows = await db.fetchall(LIST_DEAD_LETTERS.format(only=only), params)
     page = rows[:limit]
     return {
         "items": [
@@ -250,13 +239,11 @@ async def list_dead_letters(
     }
 
 
-async def open_run_counts(db: AsyncEngine) -> dict[str, int]:
+OPEN_RUN_COUNTS = "SELECT status, count(*) AS n FROM runs WHERE status IN ('PENDING', 'RUNNING') GROUP BY status"
+
+
+async def open_run_counts(db: PgPool) -> dict[str, int]:
     """PENDING and RUNNING runs, from a partial index: a scrape never scans the whole table (terminal
     runs are counted by the baton_runs_finished_total counters instead)."""
-    async with db.connect() as conn:
-        rows = (
-            await conn.execute(
-                text("SELECT status, count(*) AS n FROM runs WHERE status IN ('PENDING', 'RUNNING') GROUP BY status")
-            )
-        ).all()
+    rows = await db.fetchall(OPEN_RUN_COUNTS)
     return {r.status: r.n for r in rows}
