@@ -77,7 +77,10 @@ def count_requests(chunk: bytes) -> tuple[Counter[str], Counter[str]]:
         name = api.group(1).decode()
         client = _CLIENT.search(line)
         listener = _LISTENER.search(line)
-        who = "CONTROLLER" if listener and listener.group(1) == b"CONTROLLER" else client.group(1).decode() if client else "?"
+        if listener and listener.group(1) == b"CONTROLLER":
+            who = "CONTROLLER"
+        else:
+            who = client.group(1).decode() if client else "?"
         by_api[name] += 1
         by_client[f"{name} {who}"] += 1
     return by_api, by_client
@@ -92,7 +95,11 @@ def measure(stack_dir: Path, seconds: float) -> dict[str, object]:
     time.sleep(seconds)
     cpu1, elapsed = threads_cpu(pid, names), time.monotonic() - t0
     cores = {k: round((cpu1.get(k, 0) - cpu0.get(k, 0)) / elapsed, 4) for k in sorted(set(cpu0) | set(cpu1))}
-    result: dict[str, object] = {"seconds": round(elapsed, 1), "cores": cores, "cores_total": round(sum(cores.values()), 4)}
+    result: dict[str, object] = {
+        "seconds": round(elapsed, 1),
+        "cores": cores,
+        "cores_total": round(sum(cores.values()), 4),
+    }
     if start is not None:
         with log.open("rb") as f:
             f.seek(start)
@@ -113,7 +120,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(r))
         return
-    print(f"broker cores over {r['seconds']} s: {r['cores_total']}  " + ", ".join(f"{k} {v}" for k, v in r["cores"].items()))  # type: ignore[attr-defined]
+    kinds = ", ".join(f"{k} {v}" for k, v in r["cores"].items())  # type: ignore[attr-defined]
+    print(f"broker cores over {r['seconds']} s: {r['cores_total']} ({kinds})")
     if "requests_per_s" in r:
         print(f"requests/s: {r['requests_per_s_total']}")
         for k, v in r["requests_per_s_by_client"].items():  # type: ignore[attr-defined]
