@@ -51,9 +51,9 @@ def thread_kind(name: str) -> str:
     return "other"
 
 
-def threads_cpu(pid: int, names: dict[int, str]) -> dict[str, float]:
-    """CPU seconds so far by thread kind (threads that exit between two reads are lost: rare)."""
-    out: Counter[str] = Counter()
+def threads_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """tid -> (/proc comm, CPU seconds so far) of each live thread."""
+    out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             comm = (task / "comm").read_text().strip()
@@ -61,8 +61,31 @@ def threads_cpu(pid: int, names: dict[int, str]) -> dict[str, float]:
         except OSError:
             continue
         fields = data[data.rindex(b")") + 2 :].split()
-        out[thread_kind(names.get(int(task.name), comm))] += (int(fields[11]) + int(fields[12])) / TICK
-    return dict(out)
+        out[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of the whole process, threads that exited included."""
+    data = Path(f"/proc/{pid}/stat").read_bytes()
+    fields = data[data.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cores_by_kind(
+    a: dict[int, tuple[str, float]],
+    b: dict[int, tuple[str, float]],
+    names: dict[int, str],
+    total: float,
+    elapsed: float,
+) -> dict[str, float]:
+    """Per kind, from threads alive at both ends; "exited" is what the others (JIT threads the JVM
+    starts and stops on demand, mostly) used."""
+    out: Counter[str] = Counter()
+    for tid, (comm, cpu) in b.items():
+        out[thread_kind(names.get(tid, comm))] += cpu - a.get(tid, (comm, 0.0))[1]
+    out["exited"] = total - sum(out.values())
+    return {k: round(v / elapsed, 4) for k, v in sorted(out.items())}
 
 
 def count_requests(chunk: bytes) -> tuple[Counter[str], Counter[str]]:
@@ -89,18 +112,18 @@ def count_requests(chunk: bytes) -> tuple[Counter[str], Counter[str]]:
 def measure(stack_dir: Path, seconds: float) -> dict[str, object]:
     pid = int((stack_dir / "kafka.pid").read_text().strip())
     log = stack_dir / "kafka-requests.log"
+    # The file exists whenever stack.sh started the broker; it only grows with BATON_KAFKA_REQUEST_LOG=1.
     start = log.stat().st_size if log.exists() else None
     names = thread_names(pid)
-    cpu0, t0 = threads_cpu(pid, names), time.monotonic()
+    cpu0, total0, t0 = threads_cpu(pid), process_cpu(pid), time.monotonic()
     time.sleep(seconds)
-    cpu1, elapsed = threads_cpu(pid, names), time.monotonic() - t0
-    cores = {k: round((cpu1.get(k, 0) - cpu0.get(k, 0)) / elapsed, 4) for k in sorted(set(cpu0) | set(cpu1))}
+    cpu1, total1, elapsed = threads_cpu(pid), process_cpu(pid), time.monotonic() - t0
     result: dict[str, object] = {
         "seconds": round(elapsed, 1),
-        "cores": cores,
-        "cores_total": round(sum(cores.values()), 4),
+        "cores": cores_by_kind(cpu0, cpu1, names, total1 - total0, elapsed),
+        "cores_total": round((total1 - total0) / elapsed, 4),
     }
-    if start is not None:
+    if start is not None and log.stat().st_size > start:
         with log.open("rb") as f:
             f.seek(start)
             by_api, by_client = count_requests(f.read())
