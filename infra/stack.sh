@@ -14,6 +14,10 @@ PG_PORT="${BATON_PG_PORT:-5432}"
 REDIS_PORT="${BATON_REDIS_PORT:-6379}"
 WAIT_SECONDS="${BATON_STACK_WAIT:-60}"
 KAFKA_HEAP="${BATON_KAFKA_HEAP:-512m}"
+# C1 only: the C2 JIT compiled for minutes after every start (0.05-0.3 of a core, most of an idle or
+# lightly loaded broker's CPU, bench/README.md "Kafka at low load"); the top rate measured no worse.
+# BATON_KAFKA_JVM_OPTS=-XX:+UseG1GC restores the JVM's default tiered compilation.
+KAFKA_JVM_OPTS="-XX:+UseG1GC -XX:TieredStopAtLevel=1"
 PG_DB=baton
 
 log() { printf '[stack] %s\n' "$*"; }
@@ -83,11 +87,22 @@ kafka_lib() {
   echo "$stamp" >"$lib/.stamp"
 }
 
+# The broker's JVM command line (the tools' too). BATON_KAFKA_JVM_OPTS replaces the JIT/GC options
+# (word list); BATON_KAFKA_REQUEST_LOG=1 logs every request to kafka-requests.log for
+# bench/kafka_requests.py (it costs broker CPU: for counting, not for measuring).
+kafka_java_cmd() {
+  # shellcheck disable=SC2206  # BATON_KAFKA_JVM_OPTS is a word list
+  local opts=(${BATON_KAFKA_JVM_OPTS-$KAFKA_JVM_OPTS}) level=WARN
+  [ "${BATON_KAFKA_REQUEST_LOG:-0}" = 1 ] && level=DEBUG
+  KAFKA_CMD=(java -Xms128m "-Xmx$KAFKA_HEAP" "${opts[@]}" -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$INFRA/log4j2.properties" "-Dbaton.kafka.log=$STACK_DIR/kafka.log"
+    "-Dbaton.kafka.request.level=$level" "-Dbaton.kafka.request.log=$STACK_DIR/kafka-requests.log"
+    -cp "$STACK_DIR/kafka-lib/*")
+}
+
 kafka_java() {
-  java -Xms128m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
-    "-Dlog4j2.configurationFile=$INFRA/log4j2.properties" \
-    "-Dbaton.kafka.log=$STACK_DIR/kafka.log" \
-    -cp "$STACK_DIR/kafka-lib/*" "$@"
+  kafka_java_cmd
+  "${KAFKA_CMD[@]}" "$@"
 }
 
 kafka_up() {
@@ -107,10 +122,9 @@ kafka_up() {
   fi
   log "starting kafka on 127.0.0.1:$KAFKA_PORT"
   # The child writes its own pid before exec'ing java, so the pid file names the broker itself.
+  kafka_java_cmd
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" \
-    java -Xms128m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
-    "-Dlog4j2.configurationFile=$INFRA/log4j2.properties" "-Dbaton.kafka.log=$STACK_DIR/kafka.log" \
-    -cp "$STACK_DIR/kafka-lib/*" kafka.Kafka "$props" </dev/null >>"$STACK_DIR/kafka.out" 2>&1 &
+    "${KAFKA_CMD[@]}" kafka.Kafka "$props" </dev/null >>"$STACK_DIR/kafka.out" 2>&1 &
   local i
   for ((i = 0; i < 50; i++)); do [ -s "$pidf" ] && break; sleep 0.1; done
 }

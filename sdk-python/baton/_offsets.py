@@ -15,7 +15,10 @@ from ._kafka import AIOKafkaConsumer, ConsumerRebalanceListener, KafkaError
 log = logging.getLogger("baton")
 
 TopicPartition = Hashable  # aiokafka's (topic, partition) named tuple; any hashable key works
-_COMMIT_INTERVAL_S = 0.05  # at most one offset commit per interval; commits batch up meanwhile
+# At most one offset commit per interval; commits batch up meanwhile. Each is a write to the broker's
+# offsets log: at 0.05 s they were 14 of its 80 requests/s at 100 steps/s. Revocation and stop commit at
+# once, so the interval only bounds what a killed worker's successor runs again (deduplicated).
+_COMMIT_INTERVAL_S = 0.25
 _RETRY_S = (0.2, 5.0)  # backoff between attempts of a failed commit
 _REVOKE_WAIT_S = 5.0  # how long a rebalance may wait for the jobs in flight on revoked partitions
 
