@@ -200,17 +200,20 @@ class Publisher:
         self._published.extend(ids)
 
     async def delete_published(self) -> None:
-        """For idle moments: delete what no transaction has carried yet."""
-        ids = self.take_published()
-        if not ids:
+        """For idle moments: delete what no transaction has carried yet, and save a watermark that moved
+        (an API process has no relay; the timer sweep needs the watermark to time its jobs out)."""
+        ids, acked = self.take_published(), self.dispatch.take_watermark()
+        if not ids and acked is None:
             return
+        params = {"ids": ids, "epoch": self.dispatch.epoch, "acked": acked}
         try:
             if isinstance(self.db, PgPool):  # autocommit connections: one statement needs no transaction
                 async with self.db.connection() as pg:
-                    await pg.execute(outbox.DELETE, {"ids": ids})
+                    await pg.execute(outbox.DELETE_AND_SAVE, params)
             else:
                 async with self.db.begin() as conn:
-                    await (await raw(conn)).execute(outbox.DELETE, {"ids": ids})
+                    await (await raw(conn)).execute(outbox.DELETE_AND_SAVE, params)
         except Exception:
             self.give_back(ids)
+            self.dispatch.unsave()
             raise

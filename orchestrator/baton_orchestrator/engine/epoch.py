@@ -62,6 +62,10 @@ class Dispatcher:
         self._saved = w
         return w
 
+    def unsave(self) -> None:
+        """The statement that carried the watermark failed: the next one carries it again."""
+        self._saved = 0
+
     def unacked(self, older_than: float) -> list[int]:
         """Seqs assigned more than `older_than` seconds ago, not acknowledged and not being sent."""
         cut = time.monotonic() - older_than

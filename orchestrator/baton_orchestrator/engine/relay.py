@@ -126,8 +126,9 @@ class RelayLoop:
             created_at=r.queued_at or now,
         )
         headers = job_headers(r.job_id)
-        if r.traceparent:
-            headers.append(("traceparent", r.traceparent.encode()))
+        trace = r.dispatch_trace or r.traceparent  # its dispatch span's, else (queued untraced) its run's
+        if trace:
+            headers.append(("traceparent", trace.encode()))
         topic = self.settings.job_topic(r.action)
         return Outbound(None, topic, r.run_id.encode(), value, headers, None, seq), ("job", r.job_id, r.run_id, r.name)
 
@@ -158,7 +159,7 @@ class RelayLoop:
 
 _JOB_COLUMNS = """
 SELECT s.run_id::text AS run_id, s.name, s.job_id, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms,
-       s.queued_at, s.dispatch_seq, r.workflow_id, r.workflow_version, r.traceparent
+       s.queued_at, s.dispatch_seq, s.dispatch_trace, r.workflow_id, r.workflow_version, r.traceparent
 FROM steps s JOIN runs r ON r.id = s.run_id
 """
 _OWN_DUE = (

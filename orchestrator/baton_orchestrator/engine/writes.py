@@ -128,7 +128,12 @@ class Writes:
         )
         if len(value) > settings.max_payload_bytes and self._oversize(settings, job, job_id):
             return job_id
-        seq = self.dispatch.assign()
+        seq, trace = self.dispatch.assign(), None
+        topic, headers = settings.job_topic(job.action), job_headers(job_id)
+        if tracing.TRACER is not None:
+            self.spans[job_id], trace_headers = tracing.start_dispatch(tracing.TRACER, job, job_id, topic)
+            headers += trace_headers
+            trace = tracing.header_of(trace_headers)
         self.queued.append(
             {
                 "run_id": job.run_id,
@@ -141,13 +146,10 @@ class Writes:
                 "timeout_ms": timeout_ms,
                 "epoch": self.dispatch.epoch,
                 "seq": seq,
+                **({"trace": trace.decode()} if trace else {}),
                 **({"flow_keys": flow_keys} if flow_keys else {}),
             }
         )
-        topic, headers = settings.job_topic(job.action), job_headers(job_id)
-        if tracing.TRACER is not None:
-            self.spans[job_id], trace_headers = tracing.start_dispatch(tracing.TRACER, job, job_id, topic)
-            headers += trace_headers
         span = self.spans.get(job_id)
         self.jobs[job_id] = Outbound(None, topic, job.run_id.encode(), value, headers, span, seq)
         self.event(job.run_id, job.step, "step_queued", {"attempt": job.attempt, "job_id": job_id})
@@ -208,6 +210,7 @@ class Writes:
     def rolled_back(self) -> None:
         """The transaction rolled back: its jobs were never queued and no longer hold the watermark."""
         self.dispatch.resolve(j.seq for j in self.jobs.values())
+        self.dispatch.unsave()  # the watermark it carried was not saved either
 
     def __bool__(self) -> bool:
         return bool(
@@ -318,6 +321,7 @@ async def insert_run(
                     "flow_keys": q.get("flow_keys"),
                     "epoch": q["epoch"],
                     "seq": q["seq"],
+                    "trace": q.get("trace"),
                 }
                 if (q := queued.get(s["name"]))
                 else {}

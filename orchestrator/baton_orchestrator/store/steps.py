@@ -35,11 +35,11 @@ WITH fin AS (
            input = q.input, deadline = q.deadline, timeout_ms = q.timeout_ms, next_attempt_at = NULL,
            flow_keys = COALESCE(q.flow_keys, s.flow_keys), wait_reason = NULL, wait_key = NULL,
            waiting_since = NULL, queued_at = now(), started_at = NULL, worker = NULL, updated_at = now(),
-           dispatch_epoch = q.epoch, dispatch_seq = q.seq
+           dispatch_epoch = q.epoch, dispatch_seq = q.seq, dispatch_trace = q.trace
     FROM (SELECT q.*, t.tid
           FROM json_to_recordset(%(queued)s::json) AS q(run_id uuid, name text, attempt int, max_attempts int,
                                                         job_id text, input jsonb, deadline timestamptz, timeout_ms int,
-                                                        flow_keys text[], epoch uuid, seq bigint)
+                                                        flow_keys text[], epoch uuid, seq bigint, trace text)
           CROSS JOIN LATERAL (SELECT ctid AS tid FROM steps WHERE run_id = q.run_id AND name = q.name LIMIT 1) t
     ) q
     WHERE s.ctid = q.tid AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED', 'WAITING')
@@ -143,14 +143,14 @@ WITH cur AS (
 ), s AS (
     INSERT INTO steps (run_id, name, position, action, status, attempt, max_attempts, timeout_ms, job_id, input,
                        deadline, flow_keys, wait_reason, wait_key, priority, waiting_since, queued_at,
-                       dispatch_epoch, dispatch_seq)
+                       dispatch_epoch, dispatch_seq, dispatch_trace)
     SELECT r.id, x.name, x.position, x.action, x.status, x.attempt, x.max_attempts, x.timeout_ms, x.job_id, x.input,
            x.deadline, x.flow_keys, x.reason, x.key, x.priority, CASE WHEN x.status = 'WAITING' THEN now() END,
-           CASE WHEN x.status = 'QUEUED' THEN now() END, x.epoch, x.seq
+           CASE WHEN x.status = 'QUEUED' THEN now() END, x.epoch, x.seq, x.trace
     FROM r, json_to_recordset(%(steps)s::json) AS x(name text, position int, action text, status text, attempt int,
                                                     max_attempts int, timeout_ms int, job_id text, input jsonb,
                                                     deadline timestamptz, flow_keys text[], reason text, key text,
-                                                    priority int, epoch uuid, seq bigint)
+                                                    priority int, epoch uuid, seq bigint, trace text)
 ), ob AS (
     INSERT INTO outbox (topic, key, value, headers, kind, run_id, step, job_id)
     SELECT o.topic, convert_to(o.key, 'UTF8'), convert_to(o.value, 'UTF8'), o.headers, o.kind, r.id, o.step, o.job_id

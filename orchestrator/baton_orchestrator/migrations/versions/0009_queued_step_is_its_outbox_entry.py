@@ -19,7 +19,8 @@ depends_on = None
 LEGACY = "00000000-0000-0000-0000-000000000000"
 
 UPGRADE = f"""
-ALTER TABLE steps ADD COLUMN dispatch_epoch uuid, ADD COLUMN dispatch_seq bigint;
+-- dispatch_trace: the traceparent naming the job's dispatch span (tracing on), for a resend by the relay.
+ALTER TABLE steps ADD COLUMN dispatch_epoch uuid, ADD COLUMN dispatch_seq bigint, ADD COLUMN dispatch_trace text;
 CREATE INDEX steps_dispatch ON steps (dispatch_epoch, dispatch_seq) WHERE status = 'QUEUED';
 CREATE TABLE dispatchers (
     epoch uuid PRIMARY KEY,
@@ -35,7 +36,7 @@ DELETE FROM outbox WHERE kind = 'job';
 DOWNGRADE = """
 DROP TABLE dispatchers;
 DROP INDEX steps_dispatch;
-ALTER TABLE steps DROP COLUMN dispatch_epoch, DROP COLUMN dispatch_seq;
+ALTER TABLE steps DROP COLUMN dispatch_epoch, DROP COLUMN dispatch_seq, DROP COLUMN dispatch_trace;
 """
 
 
