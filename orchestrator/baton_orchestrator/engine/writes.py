@@ -3,8 +3,9 @@
 A batch of transitions becomes a few JSON documents that PostgreSQL unpacks with json_to_recordset, and
 one statement of data-modifying CTEs (store/steps.py FLUSH) applies them: finished steps and their
 attempts (appended to the history once they end), newly queued jobs (the step row holds the open
-attempt; its job goes to the outbox), run completions, run-level events, notifications of step changes,
-and the deletion of outbox rows already published.
+attempt and is its job's outbox entry, epoch.py), dead-letter copies (outbox rows), run completions,
+run-level events, notifications of step changes, the deletion of outbox rows already published and the
+dispatch epoch's watermark when it moved.
 The cost per batch is one round trip and one commit, whatever its size (DESIGN §10).
 
 The batch is a parameter whose size the planner cannot see, so no join is left to its choice: each row
