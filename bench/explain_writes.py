@@ -26,7 +26,9 @@ import psycopg
 
 from baton_orchestrator import db as bdb
 from baton_orchestrator.engine import apply as eapply
+from baton_orchestrator.engine import epoch
 from baton_orchestrator.engine import loops as eloops
+from baton_orchestrator.engine import relay as erelay
 from baton_orchestrator.engine import writes as ew
 from baton_orchestrator.settings import Settings
 
@@ -48,8 +50,20 @@ INSERT INTO attempts (job_id, run_id, step, attempt, status, queued_at)
 SELECT job_id, run_id, name, 1, 'QUEUED', now() FROM steps WHERE status = 'QUEUED' AND NOT EXISTS (
     SELECT 1 FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = 'steps' AND column_name = 'queued_at');
+-- The open runs' queued steps belong to one dispatch epoch; half of them above its watermark.
+INSERT INTO dispatchers (epoch, acked_upto) VALUES (%(epoch)s, 250);
+UPDATE steps s SET dispatch_epoch = %(epoch)s, dispatch_seq = x.n
+FROM (SELECT run_id, name, row_number() OVER (ORDER BY run_id) AS n FROM steps WHERE status = 'QUEUED') x
+WHERE s.run_id = x.run_id AND s.name = x.name;
 ANALYZE
 """
+EPOCH = "11111111-1111-1111-1111-111111111111"
+
+
+def dispatcher() -> Any:
+    d = epoch.Dispatcher()
+    d.epoch, d._last = EPOCH, 1000  # the filled epoch; every flush carries a new watermark
+    return d
 
 
 class Explaining:
@@ -82,7 +96,7 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     async with conn.transaction(force_rollback=True):
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eapply._LOCK_OPEN, (lock,))
         plans["apply lock"] = [r[0] for r in await cur.fetchall()]
-    writes, now = ew.Writes(), datetime.now(UTC)
+    writes, now = ew.Writes(dispatch=dispatcher()), datetime.now(UTC)
     for r, s, j in open_steps:
         writes.finished.append(
             {
@@ -105,7 +119,7 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     async with conn.transaction(force_rollback=True):
         await ew.flush(wrapped, writes)  # type: ignore[arg-type]
     run_id = str(uuid.uuid4())
-    first = ew.Writes()
+    first = ew.Writes(dispatch=dispatcher())
     first.queue(settings, job(run_id, "s0"), now)
     first.event(run_id, None, "run_started", {"workflow_version": 1})
     rows = [
@@ -135,8 +149,13 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     async with conn.transaction(force_rollback=True):
         await ew.insert_run(wrapped, run, rows, first)  # type: ignore[arg-type]
     async with conn.transaction(force_rollback=True):
-        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eloops._RELAY_DUE, {"grace": 5, "busy": []})
-        plans["relay scan"] = [r[0] for r in await cur.fetchall()]
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + erelay._RELAY_DUE, {"grace": 5, "busy": []})
+        plans["relay outbox scan"] = [r[0] for r in await cur.fetchall()]
+        own = {"epoch": EPOCH, "seqs": list(range(251, 301))}
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + erelay._OWN_DUE, own)
+        plans["relay own unacked (50 seqs)"] = [r[0] for r in await cur.fetchall()]
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + erelay._DEAD_DUE, {"epoch": EPOCH, "acked": 250})
+        plans["relay dead epoch scan"] = [r[0] for r in await cur.fetchall()]
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eloops._EXPIRED)
         plans["timer expired scan"] = [r[0] for r in await cur.fetchall()]
 
@@ -150,7 +169,7 @@ async def amain(args: argparse.Namespace) -> None:
         try:
             for stmt in FILL.split(";\n"):
                 if stmt.strip():
-                    await conn.execute(stmt, {"runs": args.runs, "open": min(args.runs, 500)})
+                    await conn.execute(stmt, {"runs": args.runs, "open": min(args.runs, 500), "epoch": EPOCH})
             n = (await (await conn.execute("SELECT count(*) FROM steps")).fetchone() or (0,))[0]
             print(f"schema {schema}: {n:,} steps")
             plans: dict[str, list[str]] = {}

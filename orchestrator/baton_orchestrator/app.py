@@ -21,8 +21,9 @@ from .bus import kafka
 from .core import Core, api_pool
 from .engine.gate import GateLoop
 from .engine.kafka_triggers import KafkaTriggersLoop
-from .engine.loops import PresenceLoop, RelayLoop, ResultsLoop, TimersLoop
+from .engine.loops import PresenceLoop, ResultsLoop, TimersLoop
 from .engine.pg import Pg
+from .engine.relay import RelayLoop
 from .engine.scheduler import SchedulerLoop
 from .metrics import Metrics
 from .settings import Settings
@@ -78,6 +79,9 @@ async def _start_core(settings: Settings, role: str, stack: AsyncExitStack) -> C
     stack.push_async_callback(redis.aclose)
     core = Core(settings, db, redis, producer, topics, Metrics(), role=role)
     stack.push_async_callback(core.pool.close)
+    # The dispatch epoch's lock, before anything is queued (engine/epoch.py).
+    await _connect("PostgreSQL (dispatch epoch)", settings, lambda: core.publisher.dispatch.start(settings))
+    stack.push_async_callback(core.publisher.dispatch.stop)
     try:
         await redis.ping()
     except Exception as exc:

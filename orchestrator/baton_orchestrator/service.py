@@ -199,6 +199,7 @@ async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str,
         # Nothing is created: the caller learns at once, instead of finding a dead-lettered run later.
         big = writes.oversize[0]
         core.publisher.give_back(writes.delete_outbox)
+        writes.rolled_back()
         raise ServiceError(
             413,
             "payload_too_large",

@@ -294,10 +294,14 @@ async def test_an_outbox_record_kafka_refuses_for_good_ends_its_step_instead_of_
     )
     async with await psycopg.AsyncConnection.connect(services.database_url, autocommit=True) as conn:
         await conn.execute(f'SET search_path TO "{s.database_schema}"')
-        # Hold the relay off the row until it is 3 MiB: beyond the producer's largest request (2 MiB).
+        # Hold the relay off the step until its job is 3 MiB: beyond the producer's largest request (2 MiB).
+        # The relay rebuilds the job from the step's columns.
         async with conn.transaction():
             run_id = (await client.trigger("huge-job", 1)).json()["run_id"]
-            await conn.execute("UPDATE outbox SET value = convert_to(repeat('x', 3145728), 'UTF8') WHERE kind = 'job'")
+            await conn.execute(
+                "UPDATE steps SET input = to_jsonb(repeat('x', 3145728)) WHERE run_id = %s AND status = 'QUEUED'",
+                (run_id,),
+            )
 
         async def failed() -> dict | None:
             run = await client.run(run_id)

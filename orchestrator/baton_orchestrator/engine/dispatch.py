@@ -1,8 +1,10 @@
 """Queueing jobs through the transactional outbox, and publishing them once the transaction is durable.
 
-A transition and the jobs it creates commit together (outbox rows). After the commit the same process
-publishes those rows from memory and deletes them; the relay (relay.py) republishes whatever a crash
-left behind. So a job is never lost, and a database rollback never leaks a job to Kafka.
+A transition and the jobs it creates commit together: a queued step row is its job's outbox entry
+(epoch.py), other records are outbox rows. After the commit the same process publishes them from memory;
+an acknowledged job moves its epoch's watermark, an acknowledged outbox row is deleted by the next
+transaction. The relay (loops.py) republishes whatever a failed send or a crash left behind. So a job is
+never lost, and a database rollback never leaks a job to Kafka.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .. import tracing
 from ..bus.codec import Headers
 from ..settings import Settings
 from ..store import history, outbox
+from .epoch import DISPATCHER, Dispatcher
 from .pg import Conn, PgPool
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
 
@@ -128,9 +131,10 @@ def _end_spans(acked: list[Outbound], failed: list[tuple[Outbound, Exception]]) 
 class Publisher:
     """Publishes committed outbox rows; their deletion rides on the next transaction (no extra commit)."""
 
-    def __init__(self, producer: AIOKafkaProducer, db: PgPool) -> None:
+    def __init__(self, producer: AIOKafkaProducer, db: PgPool, dispatch: Dispatcher | None = None) -> None:
         self.producer = producer
         self.db = db
+        self.dispatch = dispatch or DISPATCHER
         self._published: list[int] = []
         self._tasks: set[asyncio.Task[bool]] = set()
         # Rows this process is sending right now: the relay leaves them alone (a Kafka outage keeps a send
@@ -141,15 +145,16 @@ class Publisher:
         """Publish and await every ack; rows that failed stay for the relay (late, not lost), each on its own."""
         if not msgs:
             return True
-        ids = [m.id for m in msgs]
-        self.in_flight.update(ids)
+        ids, seqs = self._hold(msgs)
         try:
             acked, failed = await send_each(self.producer, msgs)
         finally:
             self.in_flight.difference_update(ids)
+            self.dispatch.in_flight.difference_update(seqs)
         if tracing.TRACER is not None:
             _end_spans(acked, failed)
-        self._published.extend(m.id for m in acked)
+        self._published.extend(m.id for m in acked if m.id is not None)
+        self.dispatch.resolve(m.seq for m in acked if m.seq is not None)
         if failed:
             log.warning("publish failed; %d outbox rows left for the relay: %s", len(failed), failed[0][1])
         return not failed
@@ -158,9 +163,23 @@ class Publisher:
         """Publish in the background: the caller's next batch need not wait for Kafka's acks."""
         if not msgs:
             return
+        ids, seqs = self._hold(msgs)  # at once: the relay must not take them for failed sends meanwhile
         task = asyncio.create_task(self.publish(msgs))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(task: asyncio.Task[bool]) -> None:
+            self._tasks.discard(task)
+            self.in_flight.difference_update(ids)
+            self.dispatch.in_flight.difference_update(seqs)
+
+        task.add_done_callback(done)
+
+    def _hold(self, msgs: list[Outbound]) -> tuple[list[int], list[int]]:
+        ids = [m.id for m in msgs if m.id is not None]
+        seqs = [m.seq for m in msgs if m.seq is not None]
+        self.in_flight.update(ids)
+        self.dispatch.in_flight.update(seqs)
+        return ids, seqs
 
     async def drain(self) -> None:
         """Wait for background publishes (shutdown)."""
@@ -176,13 +195,16 @@ class Publisher:
         self._published.extend(ids)
 
     async def delete_published(self) -> None:
-        """For idle moments: delete what no transaction has carried yet."""
-        ids = self.take_published()
-        if not ids:
+        """For idle moments: delete what no transaction has carried yet, and save a watermark that moved
+        (an API process has no relay; the timer sweep needs the watermark to time its jobs out)."""
+        ids, acked = self.take_published(), self.dispatch.take_watermark()
+        if not ids and acked is None:
             return
+        params = {"ids": ids, "epoch": self.dispatch.epoch, "acked": acked}
         try:
             async with self.db.connection() as conn:
-                await conn.execute(outbox.DELETE, {"ids": ids})
+                await conn.execute(outbox.DELETE_AND_SAVE, params)
         except Exception:
             self.give_back(ids)
+            self.dispatch.unsave()
             raise

@@ -26,10 +26,10 @@ from ..bus.codec import InvalidResult, Result, Undecodable, decode_result, decod
 from ..metrics import Metrics
 from ..settings import Settings
 from .apply import Applied, Applier, Outcome
-from .dispatch import PERMANENT_SEND_ERRORS, Publisher, decode_headers, send_each
+from .dispatch import Publisher
 from .faults import is_transient
 from .pg import Conn, Pg
-from .writes import JobSpec, Outbound, Writes, flush, now_utc
+from .writes import JobSpec, Writes, flush, now_utc
 
 log = logging.getLogger("baton.engine")
 WORKER_TTL_SECONDS = 15
@@ -195,7 +195,7 @@ class ResultsLoop:
                         parents[i] if parents else None,
                     )
                 )
-        writes = Writes(delete_outbox=self.publisher.take_published())
+        writes = Writes(delete_outbox=self.publisher.take_published(), dispatch=self.publisher.dispatch)
         try:
             async with self.pg.transaction() as conn:
                 if beats:
@@ -205,6 +205,7 @@ class ResultsLoop:
                     await flush(conn, writes)
         except BaseException:
             self.publisher.give_back(writes.delete_outbox)
+            writes.rolled_back()
             raise
         if applied:
             if tracing.TRACER is not None:  # after the commit: a rolled-back batch records nothing
@@ -309,7 +310,15 @@ class TimersLoop:
                 await asyncio.sleep(self.settings.timer_interval_seconds)
 
     async def sweep(self) -> bool:
-        writes, applied, start_ns = Writes(), None, time.time_ns()
+        writes, start_ns = Writes(dispatch=self.publisher.dispatch), time.time_ns()
+        try:
+            return await self._sweep(writes, start_ns)
+        except BaseException:
+            writes.rolled_back()
+            raise
+
+    async def _sweep(self, writes: Writes, start_ns: int) -> bool:
+        applied = None
         async with self.pg.transaction() as conn:
             due: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_DUE_RETRIES)).fetchall()
             now = now_utc()
@@ -372,105 +381,16 @@ FROM steps s JOIN runs r ON r.id = s.run_id
 WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
 ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
 """
-# A job still in the outbox was never dispatched (Kafka unreachable): it cannot time out. The relay
-# restarts its deadline when it finally sends it.
+# A queued job its epoch has not seen acknowledged (above its watermark) may never have been dispatched
+# (Kafka unreachable): it cannot time out. The relay restarts its deadline when it finally sends it. An
+# epoch without a row was retired after its unacknowledged steps were adopted: the rest were acknowledged.
 _EXPIRED = """
 SELECT s.job_id, s.run_id::text AS run_id, s.name, s.attempt, s.timeout_ms FROM steps s
 WHERE s.status IN ('QUEUED', 'RUNNING') AND s.deadline <= now()
-  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = s.job_id AND o.kind = 'job')
+  AND (s.status = 'RUNNING' OR s.dispatch_seq IS NULL
+       OR s.dispatch_seq <= COALESCE((SELECT d.acked_upto FROM dispatchers d WHERE d.epoch = s.dispatch_epoch),
+                                     s.dispatch_seq))
 ORDER BY s.deadline LIMIT 500 FOR UPDATE OF s SKIP LOCKED
-"""
-
-
-class RelayLoop:
-    """The recovery path: publishes outbox rows that nobody published (a crash between commit and send).
-
-    Each row is accounted for on its own: acknowledged rows are deleted (and a job's deadline starts now,
-    from its real dispatch), rows Kafka refuses for good end their step (PayloadTooLarge / Undeliverable),
-    and the rest stay for the next sweep.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        pg: Pg,
-        producer: AIOKafkaProducer,
-        publisher: Publisher,
-        applier: Applier,
-        metrics: Metrics,
-    ) -> None:
-        self.settings, self.pg, self.producer, self.publisher = settings, pg, producer, publisher
-        self.applier, self.metrics = applier, metrics
-
-    async def run(self) -> None:
-        while True:
-            sent = await retry_forever("outbox relay", self.sweep)
-            if not sent:
-                await asyncio.sleep(self.settings.relay_interval_seconds)
-
-    async def sweep(self) -> int:
-        settled, applied = 0, None
-        async with self.pg.transaction() as conn:
-            busy = sorted(self.publisher.in_flight)
-            cur = await conn.execute(_RELAY_DUE, {"grace": self.settings.relay_grace_seconds, "busy": busy})
-            rows = await cur.fetchall()
-            if rows:
-                msgs = [Outbound(r[0], r[1], r[2], bytes(r[3]), decode_headers(r[4])) for r in rows]
-                refs = {r[0]: (r[5], r[6], r[7], r[8]) for r in rows}  # id -> (kind, job id, run id, step)
-                acked, failed = await send_each(self.producer, msgs)
-                refused = [(m, exc) for m, exc in failed if isinstance(exc, PERMANENT_SEND_ERRORS)]
-                done = [m.id for m in acked] + [m.id for m, _ in refused]
-                await conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (done,))
-                await _restart_deadlines(conn, [refs[m.id][1:] for m in acked if refs[m.id][0] == "job"])
-                applied = await self._refused(conn, refused, refs)
-                settled = len(done)
-                if acked:
-                    log.info("relay republished %d outbox rows", len(acked))
-            backlog = (await (await conn.execute("SELECT count(*) FROM outbox")).fetchone() or (0,))[0]
-        if applied:
-            self.applier_published(applied)
-        self.metrics.outbox_backlog.set(backlog)
-        return settled
-
-    def applier_published(self, applied: Applied) -> None:
-        record_applied(self.metrics, applied, self.applier.flow_wake)
-        # The dead-letter copies those steps produce go out through the relay's next sweep.
-
-    async def _refused(
-        self, conn: Conn, refused: list[tuple[Outbound, Exception]], refs: dict[int, tuple[Any, ...]]
-    ) -> Applied | None:
-        outcomes = []
-        for m, exc in refused:
-            kind, job_id, run_id, step = refs[m.id]
-            log.error("Kafka refused outbox row %s (%s %s) for %s for good: %s", m.id, kind, job_id, m.topic, exc)
-            if kind != "job" or run_id is None:
-                continue  # dead-letter copies: the dead_letters rows keep everything they held
-            etype = "PayloadTooLarge" if "TooLarge" in type(exc).__name__ else "Undeliverable"
-            message = f"Kafka refused the job ({len(m.value):,} bytes) for good: {type(exc).__name__}: {exc}"
-            error = {"type": etype, "message": message, "retryable": False, "stacktrace": None}
-            outcomes.append(Outcome(job_id, run_id, step, "FAILED", error=error))
-        return await self.applier.apply(conn, outcomes, Writes()) if outcomes else None
-
-
-_RELAY_DUE = """
-SELECT id, topic, key, value, headers, kind, job_id, run_id::text, step FROM outbox
-WHERE created_at < now() - make_interval(secs => %(grace)s) AND NOT id = ANY(%(busy)s::bigint[])
-ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
-"""
-
-
-async def _restart_deadlines(conn: Conn, jobs: list[tuple[Any, ...]]) -> None:
-    """A job the relay sent late was dispatched only now: its attempt's time starts now, not at queueing.
-    `jobs` holds (job id, run id, step) from the outbox's own columns."""
-    rows = [{"run_id": r, "name": n, "job_id": j} for j, r, n in jobs if r is not None]
-    if rows:
-        await conn.execute(_RESTART_DEADLINES, (orjson.dumps(rows).decode(),))
-
-
-_RESTART_DEADLINES = """
-UPDATE steps s SET deadline = now() + s.timeout_ms * interval '1 ms', updated_at = now()
-FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
-WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status = 'QUEUED'
 """
 
 

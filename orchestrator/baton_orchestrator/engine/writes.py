@@ -3,8 +3,9 @@
 A batch of transitions becomes a few JSON documents that PostgreSQL unpacks with json_to_recordset, and
 one statement of data-modifying CTEs (store/steps.py FLUSH) applies them: finished steps and their
 attempts (appended to the history once they end), newly queued jobs (the step row holds the open
-attempt; its job goes to the outbox), run completions, run-level events, notifications of step changes,
-and the deletion of outbox rows already published.
+attempt and is its job's outbox entry, epoch.py), dead-letter copies (outbox rows), run completions,
+run-level events, notifications of step changes, the deletion of outbox rows already published and the
+dispatch epoch's watermark when it moved.
 The cost per batch is one round trip and one commit, whatever its size (DESIGN §10).
 
 The batch is a parameter whose size the planner cannot see, so no join is left to its choice: each row
@@ -30,6 +31,7 @@ from ..bus.codec import Headers, encode_job, job_headers
 from ..flow import Need
 from ..settings import Settings
 from ..store import steps as sql
+from .epoch import DISPATCHER, Dispatcher
 from .pg import Conn
 
 # Notification lines per pg_notify (a payload must stay under 8,000 bytes; step names are ≤ 200 characters).
@@ -38,12 +40,13 @@ _LINES_PER_NOTE = 25
 
 @dataclass(slots=True)
 class Outbound:
-    id: int
+    id: int | None  # the outbox row's id; None for a step's job (its step row is its outbox entry)
     topic: str
     key: bytes | None
     value: bytes
     headers: Headers
     span: Any = None  # the job's dispatch span (tracing on), ended once Kafka acknowledged the job
+    seq: int | None = None  # a job's dispatch seq in its epoch (epoch.py)
 
 
 @dataclass(slots=True)
@@ -74,7 +77,8 @@ class Writes:
     events: list[dict[str, Any]] = field(default_factory=list)  # run-level events (run_events rows)
     notes: list[str] = field(default_factory=list)  # step changes: notification lines only
     runs_done: list[dict[str, Any]] = field(default_factory=list)
-    # Records to write to the outbox by (kind, job id): kind "job" (a step's job) or "dlt" (its dead-letter copy).
+    # Records to write to the outbox by (kind, job id): "dlt" (a job's dead-letter copy). Jobs are not
+    # outbox rows: their queued step is their entry (epoch.py).
     outbox: dict[tuple[str, str], tuple[str, bytes | None, bytes, Headers]] = field(default_factory=dict)
     about: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (run id, step) of each record
     delete_outbox: list[int] = field(default_factory=list)
@@ -86,6 +90,8 @@ class Writes:
     gated: list[JobSpec] = field(default_factory=list)  # jobs with a flow need, decided by the gate at flush
     held: list[dict[str, Any]] = field(default_factory=list)  # steps the gate holds as WAITING
     settings: Settings | None = None  # the settings the gated jobs were queued with
+    dispatch: Dispatcher = field(default_factory=lambda: DISPATCHER)
+    jobs: dict[str, Outbound] = field(default_factory=dict)  # queued jobs by job id, with their seq
 
     def event(self, run_id: str, step: str | None, kind: str, data: Any = None) -> None:
         if kind.startswith("step_"):
@@ -122,6 +128,12 @@ class Writes:
         )
         if len(value) > settings.max_payload_bytes and self._oversize(settings, job, job_id):
             return job_id
+        seq, trace = self.dispatch.assign(), None
+        topic, headers = settings.job_topic(job.action), job_headers(job_id)
+        if tracing.TRACER is not None:
+            self.spans[job_id], trace_headers = tracing.start_dispatch(tracing.TRACER, job, job_id, topic)
+            headers += trace_headers
+            trace = tracing.header_of(trace_headers)
         self.queued.append(
             {
                 "run_id": job.run_id,
@@ -132,14 +144,14 @@ class Writes:
                 "input": job.input,
                 "deadline": deadline.isoformat(),
                 "timeout_ms": timeout_ms,
+                "epoch": self.dispatch.epoch,
+                "seq": seq,
+                **({"trace": trace.decode()} if trace else {}),
                 **({"flow_keys": flow_keys} if flow_keys else {}),
             }
         )
-        topic, headers = settings.job_topic(job.action), job_headers(job_id)
-        if tracing.TRACER is not None:
-            self.spans[job_id], trace_headers = tracing.start_dispatch(tracing.TRACER, job, job_id, topic)
-            headers += trace_headers
-        self.add_outbox("job", job.run_id, job.step, job_id, topic, job.run_id.encode(), value, headers)
+        span = self.spans.get(job_id)
+        self.jobs[job_id] = Outbound(None, topic, job.run_id.encode(), value, headers, span, seq)
         self.event(job.run_id, job.step, "step_queued", {"attempt": job.attempt, "job_id": job_id})
         return job_id
 
@@ -187,12 +199,18 @@ class Writes:
         self.outbox[kind, job_id] = (topic, key, value, headers)
         self.about[kind, job_id] = (run_id, step)
 
-    def outbound(self, made: list[list[Any]]) -> list[Outbound]:
-        """The records the statement wrote ([id, kind, job id] each), ready to publish."""
-        spans = self.spans
-        return [
-            Outbound(i, *self.outbox[kind, job], spans.get(job) if kind == "job" else None) for i, kind, job in made
-        ]
+    def outbound(self, made: list[list[Any]], queued: list[str]) -> list[Outbound]:
+        """The records the statement wrote ([id, kind, job id] each) and the jobs it queued, ready to publish.
+        The seqs of jobs it did not queue (a status guard skipped them) are released at once."""
+        jobs = [self.jobs[j] for j in queued if j in self.jobs]
+        kept = {j.seq for j in jobs}
+        self.dispatch.resolve(j.seq for j in self.jobs.values() if j.seq not in kept)
+        return [Outbound(i, *self.outbox[kind, job]) for i, kind, job in made] + jobs
+
+    def rolled_back(self) -> None:
+        """The transaction rolled back: its jobs were never queued and no longer hold the watermark."""
+        self.dispatch.resolve(j.seq for j in self.jobs.values())
+        self.dispatch.unsave()  # the watermark it carried was not saved either
 
     def __bool__(self) -> bool:
         return bool(
@@ -234,13 +252,23 @@ async def flush(conn: Conn, writes: Writes) -> tuple[list[Outbound], int]:
         "done": _dumps(writes.runs_done),
         "skipped": _dumps(writes.skipped),
         "delete": writes.delete_outbox,
+        **_watermark(writes),
     }
     if writes.oversize:
         await pg.execute(sql.DEAD_LETTER_OVERSIZE, {"rows": _dumps(writes.oversize)})
-    cur = await pg.execute(sql.FLUSH, params)
-    row = await cur.fetchone()
+    try:
+        cur = await pg.execute(sql.FLUSH, params)
+        row = await cur.fetchone()
+    except BaseException:
+        writes.rolled_back()
+        raise
     assert row is not None
-    return writes.outbound(row[0]), int(row[1])
+    return writes.outbound(row[0], row[2]), int(row[1])
+
+
+def _watermark(writes: Writes) -> dict[str, Any]:
+    # The epoch's acknowledged watermark rides the statement when it moved (one row, once a transaction).
+    return {"epoch": writes.dispatch.epoch, "acked": writes.dispatch.take_watermark()}
 
 
 def now_utc() -> datetime:
@@ -289,6 +317,9 @@ async def insert_run(conn: Conn, run: dict[str, Any], steps: list[dict[str, Any]
                     "input": q["input"],
                     "deadline": q["deadline"],
                     "flow_keys": q.get("flow_keys"),
+                    "epoch": q["epoch"],
+                    "seq": q["seq"],
+                    "trace": q.get("trace"),
                 }
                 if (q := queued.get(s["name"]))
                 else {}
@@ -308,9 +339,15 @@ async def insert_run(conn: Conn, run: dict[str, Any], steps: list[dict[str, Any]
         "events": _dumps(writes.events),
         "notes": writes.notifications(),
         "delete": writes.delete_outbox,
+        **_watermark(writes),
     }
-    cur = await conn.execute(sql.INSERT_RUN, params)
-    row = await cur.fetchone()
+    try:
+        cur = await conn.execute(sql.INSERT_RUN, params)
+        row = await cur.fetchone()
+    except BaseException:
+        writes.rolled_back()
+        raise
     assert row is not None
     created, made, latest, _ = row
-    return Inserted(created, writes.outbound(made), latest)
+    jobs = [q["job_id"] for q in writes.queued] if created is not None else []
+    return Inserted(created, writes.outbound(made, jobs), latest)

@@ -11,4 +11,9 @@ SELECT t, k, v, h::jsonb FROM unnest(%(topics)s::text[], %(keys)s::bytea[], %(va
 RETURNING id
 """
 
-DELETE = "DELETE FROM outbox WHERE id = ANY(%(ids)s::bigint[])"
+# The idle path: published rows no transaction carried, and the dispatch epoch's watermark when it moved.
+DELETE_AND_SAVE = """
+WITH del AS (DELETE FROM outbox WHERE id = ANY(%(ids)s::bigint[]))
+UPDATE dispatchers SET acked_upto = %(acked)s, seen_at = now()
+WHERE %(acked)s::bigint IS NOT NULL AND epoch = %(epoch)s::uuid AND acked_upto < %(acked)s::bigint
+"""

@@ -34,23 +34,23 @@ WITH fin AS (
     UPDATE steps s SET status = 'QUEUED', attempt = q.attempt, max_attempts = q.max_attempts, job_id = q.job_id,
            input = q.input, deadline = q.deadline, timeout_ms = q.timeout_ms, next_attempt_at = NULL,
            flow_keys = COALESCE(q.flow_keys, s.flow_keys), wait_reason = NULL, wait_key = NULL,
-           waiting_since = NULL, queued_at = now(), started_at = NULL, worker = NULL, updated_at = now()
+           waiting_since = NULL, queued_at = now(), started_at = NULL, worker = NULL, updated_at = now(),
+           dispatch_epoch = q.epoch, dispatch_seq = q.seq, dispatch_trace = q.trace
     FROM (SELECT q.*, t.tid
           FROM json_to_recordset(%(queued)s::json) AS q(run_id uuid, name text, attempt int, max_attempts int,
                                                         job_id text, input jsonb, deadline timestamptz, timeout_ms int,
-                                                        flow_keys text[])
+                                                        flow_keys text[], epoch uuid, seq bigint, trace text)
           CROSS JOIN LATERAL (SELECT ctid AS tid FROM steps WHERE run_id = q.run_id AND name = q.name LIMIT 1) t
     ) q
     WHERE s.ctid = q.tid AND s.status IN ('PENDING', 'FAILED', 'DEAD_LETTERED', 'WAITING')
     RETURNING s.job_id
 ), ob AS (
-    -- A job is written only when its step was really queued above; other records (dead-letter copies) always.
+    -- Records that are no step's job (dead-letter copies): a queued step is its own job's entry.
     INSERT INTO outbox (topic, key, value, headers, kind, run_id, step, job_id)
     SELECT o.topic, convert_to(o.key, 'UTF8'), convert_to(o.value, 'UTF8'), o.headers, o.kind, o.run_id, o.step,
            o.job_id
     FROM json_to_recordset(%(outbox)s::json)
          AS o(kind text, run_id uuid, step text, job_id text, topic text, key text, value text, headers jsonb)
-    WHERE o.kind <> 'job' OR o.job_id IN (SELECT job_id FROM q)
     RETURNING id, kind, job_id
 ), ev AS (
     INSERT INTO run_events (run_id, step, type, data)
@@ -73,9 +73,12 @@ WITH fin AS (
     WHERE s.ctid = k.tid AND s.status = 'PENDING'
 ), del AS (
     DELETE FROM outbox WHERE id = ANY(%(delete)s::bigint[])
+), wm AS (
+    UPDATE dispatchers SET acked_upto = %(acked)s, seen_at = now()
+    WHERE %(acked)s::bigint IS NOT NULL AND epoch = %(epoch)s::uuid AND acked_upto < %(acked)s::bigint
 )
 SELECT (SELECT coalesce(json_agg(json_build_array(id, kind, job_id)), '[]'::json) FROM ob),
-       (SELECT count(*) FROM done), (SELECT count(*) FROM q),
+       (SELECT count(*) FROM done), (SELECT coalesce(json_agg(job_id), '[]'::json) FROM q),
        (SELECT count(pg_notify('baton_events_' || current_schema(), n)) FROM unnest(%(notes)s::text[]) n)
 """
 
@@ -139,14 +142,15 @@ WITH cur AS (
     RETURNING id, created_at
 ), s AS (
     INSERT INTO steps (run_id, name, position, action, status, attempt, max_attempts, timeout_ms, job_id, input,
-                       deadline, flow_keys, wait_reason, wait_key, priority, waiting_since, queued_at)
+                       deadline, flow_keys, wait_reason, wait_key, priority, waiting_since, queued_at,
+                       dispatch_epoch, dispatch_seq, dispatch_trace)
     SELECT r.id, x.name, x.position, x.action, x.status, x.attempt, x.max_attempts, x.timeout_ms, x.job_id, x.input,
            x.deadline, x.flow_keys, x.reason, x.key, x.priority, CASE WHEN x.status = 'WAITING' THEN now() END,
-           CASE WHEN x.status = 'QUEUED' THEN now() END
+           CASE WHEN x.status = 'QUEUED' THEN now() END, x.epoch, x.seq, x.trace
     FROM r, json_to_recordset(%(steps)s::json) AS x(name text, position int, action text, status text, attempt int,
                                                     max_attempts int, timeout_ms int, job_id text, input jsonb,
                                                     deadline timestamptz, flow_keys text[], reason text, key text,
-                                                    priority int)
+                                                    priority int, epoch uuid, seq bigint, trace text)
 ), ob AS (
     INSERT INTO outbox (topic, key, value, headers, kind, run_id, step, job_id)
     SELECT o.topic, convert_to(o.key, 'UTF8'), convert_to(o.value, 'UTF8'), o.headers, o.kind, r.id, o.step, o.job_id
@@ -159,6 +163,9 @@ WITH cur AS (
     FROM r, json_to_recordset(%(events)s::json) AS e(step text, type text, data jsonb)
 ), del AS (
     DELETE FROM outbox WHERE id = ANY(%(delete)s::bigint[])
+), wm AS (
+    UPDATE dispatchers SET acked_upto = %(acked)s, seen_at = now()
+    WHERE %(acked)s::bigint IS NOT NULL AND epoch = %(epoch)s::uuid AND acked_upto < %(acked)s::bigint
 )
 SELECT (SELECT created_at FROM r), (SELECT coalesce(json_agg(json_build_array(id, kind, job_id)), '[]'::json) FROM ob),
        (SELECT v FROM cur),
