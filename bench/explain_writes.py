@@ -28,6 +28,7 @@ from baton_orchestrator import db as bdb
 from baton_orchestrator.engine import apply as eapply
 from baton_orchestrator.engine import loops as eloops
 from baton_orchestrator.engine import writes as ew
+from baton_orchestrator.model import Workflow
 from baton_orchestrator.settings import Settings
 
 FILL = """
@@ -71,8 +72,20 @@ class Explaining:
         return await self.conn.execute(sql, params)
 
 
+_RETRY = {"max_retries": 3}
+_WF = Workflow.from_definition(
+    {
+        "id": "explain",
+        "steps": [
+            {"name": f"s{i}", "action": "noop", "depends_on": [], "retry": _RETRY, "timeout": 300.0} for i in range(10)
+        ],
+    },
+    1,
+)
+
+
 def job(run_id: str, step: str) -> ew.JobSpec:
-    return ew.JobSpec(run_id, "explain", 1, step, "noop", 1, 4, {"x": 1}, 300.0)
+    return ew.JobSpec.for_step(run_id, _WF, _WF.by_name[step], 1, {"x": 1}, None)
 
 
 async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, plans: dict[str, list[str]]) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from .. import flow
+from ..model import Workflow
 from ..settings import Settings
 from .apply import Definitions
 from .pg import Conn, Pg
@@ -268,14 +269,16 @@ class GateLoop:
                     need = flow.step_need(wf, r[1], r[12], {}, r[9])
                 else:
                     need = flow.held_need(wf, r[1], r[7], r[9], holds_slots=r[8] == "rate_limit")
-                writes.queue(self.settings, self._job(r, need), now_utc())
+                # A held step continues its attempt budget: the row's max_attempts.
+                job = JobSpec.for_step(r[0], wf, wf.by_name[r[1]], r[3] + 1, r[5], r[13], need, max_attempts=r[4])
+                writes.queue(self.settings, job, now_utc())
             await admit(pg, writes, fifo=False, current=current)
             out, _ = await flush(pg, writes)
         self.publisher.publish_soon(out)
         return len(out)
 
     @staticmethod
-    async def _admit_run(pg: Conn, writes: Writes, wf: dict[str, Any], r: Any) -> bool:
+    async def _admit_run(pg: Conn, writes: Writes, wf: Workflow, r: Any) -> bool:
         """A waiting run takes its run-level slots when they are free (in the release order)."""
         if await admit_run(pg, flow.run_slots(wf, r[12]), fifo=False) is not None:
             return False
@@ -286,7 +289,3 @@ class GateLoop:
             return False
         writes.event(r[0], None, "run_admitted")
         return True
-
-    @staticmethod
-    def _job(r: Any, need: flow.Need | None) -> JobSpec:
-        return JobSpec(r[0], r[10], r[11], r[1], r[2], r[3] + 1, r[4], r[5], r[6] / 1000, traceparent=r[13], flow=need)

@@ -316,24 +316,10 @@ class TimersLoop:
             for r in due:
                 wf = await self.applier.definitions.get(conn, r.workflow_id, r.workflow_version)
                 # A retry keeps the slots its step holds; a rate-limited action's retry still takes a token.
-                need = flow.held_need(wf, r.name, None, r.priority, holds_slots=True) if wf["_flow"] else None
-                writes.queue(
-                    self.settings,
-                    JobSpec(
-                        r.run_id,
-                        r.workflow_id,
-                        r.workflow_version,
-                        r.name,
-                        r.action,
-                        r.attempt + 1,
-                        r.max_attempts,
-                        r.input,
-                        r.timeout_ms / 1000,
-                        r.traceparent,
-                        need,
-                    ),
-                    now,
-                )
+                need = flow.held_need(wf, r.name, None, r.priority, holds_slots=True) if wf.uses_flow else None
+                step = wf.by_name[r.name]  # a retry continues its budget: the row's max_attempts
+                job = JobSpec.for_step(r.run_id, wf, step, r.attempt + 1, r.input, r.traceparent, need, r.max_attempts)
+                writes.queue(self.settings, job, now)
             expired: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_EXPIRED)).fetchall()
             timeouts = [
                 Outcome(
