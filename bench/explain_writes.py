@@ -25,11 +25,11 @@ import orjson
 import psycopg
 
 from baton_orchestrator import db as bdb
-from baton_orchestrator.engine import apply as eapply
 from baton_orchestrator.engine import loops as eloops
 from baton_orchestrator.engine import writes as ew
 from baton_orchestrator.model import Workflow
 from baton_orchestrator.settings import Settings
+from baton_orchestrator.store import transitions as transitions_sql
 
 FILL = """
 INSERT INTO workflows (id, version, definition) VALUES ('explain', 1, '{}');
@@ -93,7 +93,7 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     open_steps = await cur.fetchall()
     lock = orjson.dumps([{"run_id": r, "name": s, "job_id": j} for r, s, j in sorted(open_steps)]).decode()
     async with conn.transaction(force_rollback=True):
-        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eapply._LOCK_OPEN, (lock,))
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + transitions_sql.LOCK_OPEN, (lock,))
         plans["apply lock"] = [r[0] for r in await cur.fetchall()]
     writes, now = ew.Writes(), datetime.now(UTC)
     for r, s, j in open_steps:
@@ -150,7 +150,7 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     async with conn.transaction(force_rollback=True):
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eloops._RELAY_DUE, {"grace": 5, "busy": []})
         plans["relay scan"] = [r[0] for r in await cur.fetchall()]
-        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eloops._EXPIRED)
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + transitions_sql.EXPIRED)
         plans["timer expired scan"] = [r[0] for r in await cur.fetchall()]
 
 

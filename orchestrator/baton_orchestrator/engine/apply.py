@@ -23,6 +23,8 @@ from .. import flow
 from ..bus.codec import dlt_headers, encode_job
 from ..model import Workflow
 from ..settings import Settings
+from ..store import dead_letters, runs, workflows
+from ..store import transitions as steps_sql
 from . import transitions as tr
 from .pg import Conn
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
@@ -74,40 +76,18 @@ class Definitions:
         return version
 
     async def latest_version(self, conn: Conn, workflow_id: str) -> int | None:
-        cur = await conn.execute("SELECT max(version) FROM workflows WHERE id = %s", (workflow_id,))
+        cur = await conn.execute(workflows.LATEST_VERSION, (workflow_id,))
         row = await cur.fetchone()
         return self.saw_latest(workflow_id, row[0] if row else None)
 
     async def get(self, conn: Conn, workflow_id: str, version: int) -> Workflow:
         key = (workflow_id, version)
         if key not in self._cache:
-            cur = await conn.execute(
-                "SELECT definition FROM workflows WHERE id = %s AND version = %s", (workflow_id, version)
-            )
+            cur = await conn.execute(workflows.DEFINITION, (workflow_id, version))
             row = await cur.fetchone()
             assert row is not None, f"workflow {workflow_id} v{version} is referenced but missing"
             self._cache[key] = Workflow.from_definition(row[0], version)
         return self._cache[key]
-
-
-_LOCK_OPEN = """
-SELECT s.run_id::text AS run_id, s.name, s.job_id, s.attempt, s.max_attempts, s.action, s.deadline, s.timeout_ms,
-       s.workflow_id, s.workflow_version, s.run_status, s.traceparent
-FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
--- One primary-key lookup per outcome, locked in the caller's (sorted) order: a LATERAL subquery with
--- FOR UPDATE is never flattened, so no cached plan can turn this into a scan.
-CROSS JOIN LATERAL (
-    SELECT s.*, r.workflow_id, r.workflow_version, r.status AS run_status, r.traceparent
-    FROM steps s JOIN runs r ON r.id = s.run_id
-    WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status IN ('QUEUED', 'RUNNING')
-    FOR UPDATE OF s
-) s
-"""
-_RUN_STEPS = """
-SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt,
-       r.workflow_id, r.workflow_version, r.priority, r.traceparent
-FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
-"""
 
 
 class Applier:
@@ -125,7 +105,7 @@ class Applier:
             (result.ignored.append(o) if o.job_id in first else first.__setitem__(o.job_id, o))
         # Always lock in (run, step) order, so concurrent engines and timers cannot deadlock.
         lock_args = sorted(({"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()), key=_lock_key)
-        cur = await conn.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
+        cur = await conn.execute(steps_sql.LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
         rows = {r[2]: _Row(*r) for r in await cur.fetchall()}
         result.rows = rows
         result.ignored += [o for j, o in first.items() if j not in rows]
@@ -226,7 +206,7 @@ class Applier:
         `in_batch` holds completions this transaction has written into `writes` but not flushed yet.
         """
         in_batch = in_batch or {}
-        cur = await conn.execute(_RUN_STEPS, (run_ids,))
+        cur = await conn.execute(steps_sql.RUN_STEPS, (run_ids,))
         by_run: dict[str, list[Any]] = {}
         for r in await cur.fetchall():
             by_run.setdefault(r[0], []).append(r)
@@ -265,11 +245,7 @@ class Applier:
     async def _fail_blocked(self, conn: Conn, writes: Writes, run_id: str, result: Applied) -> None:
         # Nothing open, nothing retrying, nothing ready, yet not complete: a dead-lettered step blocks
         # the rest. Leaving the run RUNNING would make it stuck forever.
-        await conn.execute(
-            "UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now() "
-            "WHERE id = %s AND status = 'RUNNING'",
-            (run_id,),
-        )
+        await conn.execute(runs.FAIL_BLOCKED, (run_id,))
         writes.event(run_id, None, "run_failed", {"reason": "blocked by dead-lettered steps"})
         result.runs_finished[run_id] = "FAILED"
 
@@ -286,13 +262,10 @@ class Applier:
                 err.get("message"),
                 extra={"run_id": outcome.run_id, "step": outcome.step, "job_id": outcome.job_id},
             )
-            cur = await conn.execute(
-                "SELECT input FROM steps WHERE run_id = %s AND name = %s", (outcome.run_id, outcome.step)
-            )
+            cur = await conn.execute(steps_sql.STEP_INPUT, (outcome.run_id, outcome.step))
             step_input = (await cur.fetchone() or (None,))[0]
             await conn.execute(
-                """INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)""",
+                dead_letters.INSERT,
                 (
                     outcome.run_id,
                     outcome.step,
@@ -305,8 +278,7 @@ class Applier:
                 ),
             )
             updated = await conn.execute(
-                """UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(), error = %s::jsonb
-                   WHERE id = %s AND status = 'RUNNING'""",
+                runs.FAIL_DEAD_LETTERED,
                 (orjson.dumps({"step": outcome.step, **err}).decode(), outcome.run_id),
             )
             if updated.rowcount:
@@ -353,9 +325,7 @@ class Applier:
     async def _record_ignored(self, conn: Conn, writes: Writes, ignored: list[Outcome]) -> None:
         if not ignored:
             return
-        cur = await conn.execute(
-            "SELECT id::text FROM runs WHERE id = ANY(%s::uuid[])", (sorted({o.run_id for o in ignored}),)
-        )
+        cur = await conn.execute(runs.EXISTING, (sorted({o.run_id for o in ignored}),))
         known = {r[0] for r in await cur.fetchall()}
         for o in ignored:
             if o.run_id not in known:
