@@ -310,6 +310,7 @@ async def test_an_open_attempt_lives_in_its_step_and_history_gets_one_row_per_fi
 
 
 async def _count(client, sql, run_id):
-    async with client.app.state.core.db.connection() as conn:
-        row = await (await conn.execute(sql.replace(":r", "%(r)s"), {"r": run_id})).fetchone()
-        return row[0]
+    from sqlalchemy import text
+
+    async with client.app.state.core.db.connect() as conn:
+        return (await conn.execute(text(sql), {"r": run_id})).scalar_one()
