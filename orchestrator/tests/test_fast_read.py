@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from baton_orchestrator.api import fast
-from baton_orchestrator.db import create_engine
+from baton_orchestrator.core import api_pool
 from baton_orchestrator.engine.pg import PgPool
 
 KEYS = "k-one,k-two"
@@ -112,13 +112,13 @@ async def test_a_fast_read_gets_503_json_when_postgres_goes_away(pair, settings)
     core = with_fast.app.state.core
     live, live_pool = core.db, core.pool
     gone = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/baton"})
-    core.db, core.pool = create_engine(gone), PgPool(gone)
+    core.db, core.pool = api_pool(gone), PgPool(gone)
     try:
         resp = await with_fast.http.get(f"/workflow/run/{run_id}", headers=GOOD)
         assert resp.status_code == 503, resp.text
         assert resp.json()["error"]["code"] == "database_unavailable" and resp.headers["retry-after"] == "1"
     finally:
-        await core.db.dispose()
+        await core.db.close()
         core.db, core.pool = live, live_pool
 
 

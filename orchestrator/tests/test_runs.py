@@ -297,20 +297,18 @@ async def test_an_open_attempt_lives_in_its_step_and_history_gets_one_row_per_fi
     detail = await client.run(run_id)
     (open_attempt,) = detail["steps"][0]["attempts"]
     assert open_attempt["status"] == "QUEUED" and open_attempt["queued_at"] and open_attempt["finished_at"] is None
-    assert await _count(client, "SELECT count(*) FROM attempts WHERE run_id = :r", run_id) == 0
+    assert await _count(client, "SELECT count(*) FROM attempts WHERE run_id = %(r)s", run_id) == 0
     async with raw_worker({"t.f1": lambda j: 1, "t.f2": lambda j: 2}):
         run = await client.wait_run(run_id)
     assert [[a["status"] for a in s["attempts"]] for s in run["steps"]] == [["COMPLETED"], ["COMPLETED"]]
     first = run["steps"][0]["attempts"][0]
     assert first["job_id"] == open_attempt["job_id"] and first["queued_at"] == open_attempt["queued_at"]
     assert first["started_at"] and first["finished_at"] and first["worker"]["language"] == "test"
-    assert await _count(client, "SELECT count(*) FROM attempts WHERE run_id = :r", run_id) == 2
-    events = "SELECT count(*) FROM run_events WHERE run_id = :r AND step IS NOT NULL"
+    assert await _count(client, "SELECT count(*) FROM attempts WHERE run_id = %(r)s", run_id) == 2
+    events = "SELECT count(*) FROM run_events WHERE run_id = %(r)s AND step IS NOT NULL"
     assert await _count(client, events, run_id) == 0
 
 
 async def _count(client, sql, run_id):
-    from sqlalchemy import text
-
-    async with client.app.state.core.db.connect() as conn:
-        return (await conn.execute(text(sql), {"r": run_id})).scalar_one()
+    async with client.app.state.core.db.connection() as conn:
+        return (await (await conn.execute(sql, {"r": run_id})).fetchone())[0]
