@@ -25,12 +25,12 @@ import orjson
 import psycopg
 
 from baton_orchestrator import db as bdb
-from baton_orchestrator.engine import apply as eapply
 from baton_orchestrator.engine import epoch
-from baton_orchestrator.engine import loops as eloops
 from baton_orchestrator.engine import relay as erelay
 from baton_orchestrator.engine import writes as ew
+from baton_orchestrator.model import Workflow
 from baton_orchestrator.settings import Settings
+from baton_orchestrator.store import transitions as transitions_sql
 
 FILL = """
 INSERT INTO workflows (id, version, definition) VALUES ('explain', 1, '{}');
@@ -85,8 +85,20 @@ class Explaining:
         return await self.conn.execute(sql, params)
 
 
+_RETRY = {"max_retries": 3}
+_WF = Workflow.from_definition(
+    {
+        "id": "explain",
+        "steps": [
+            {"name": f"s{i}", "action": "noop", "depends_on": [], "retry": _RETRY, "timeout": 300.0} for i in range(10)
+        ],
+    },
+    1,
+)
+
+
 def job(run_id: str, step: str) -> ew.JobSpec:
-    return ew.JobSpec(run_id, "explain", 1, step, "noop", 1, 4, {"x": 1}, 300.0)
+    return ew.JobSpec.for_step(run_id, _WF, _WF.by_name[step], 1, {"x": 1}, None)
 
 
 async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, plans: dict[str, list[str]]) -> None:
@@ -94,7 +106,7 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
     open_steps = await cur.fetchall()
     lock = orjson.dumps([{"run_id": r, "name": s, "job_id": j} for r, s, j in sorted(open_steps)]).decode()
     async with conn.transaction(force_rollback=True):
-        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eapply._LOCK_OPEN, (lock,))
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + transitions_sql.LOCK_OPEN, (lock,))
         plans["apply lock"] = [r[0] for r in await cur.fetchall()]
     writes, now = ew.Writes(dispatch=dispatcher()), datetime.now(UTC)
     for r, s, j in open_steps:
@@ -156,7 +168,7 @@ async def batch(conn: psycopg.AsyncConnection[Any], settings: Settings, n: int, 
         plans["relay own unacked (50 seqs)"] = [r[0] for r in await cur.fetchall()]
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + erelay._DEAD_DUE, {"epoch": EPOCH, "acked": 250})
         plans["relay dead epoch scan"] = [r[0] for r in await cur.fetchall()]
-        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + eloops._EXPIRED)
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + transitions_sql.EXPIRED)
         plans["timer expired scan"] = [r[0] for r in await cur.fetchall()]
 
 

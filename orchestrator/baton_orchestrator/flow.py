@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from .engine.transitions import resolve_template
+
+if TYPE_CHECKING:  # the model is built from definitions, which validate with this module's specs
+    from .model import Limit, Workflow
 
 MAX_LIMIT = 100_000  # most holders one concurrency key allows
 MAX_LIMITS = 4  # most concurrency objects one workflow or step declares
@@ -106,53 +110,50 @@ def _encoded(value: Any) -> str:
     return text if len(text) <= MAX_KEY_CHARS else '"sha256:' + hashlib.sha256(text.encode()).hexdigest() + '"'
 
 
-def _slots(prefix: str, limits: list[dict[str, Any]], run_input: Any, outputs: dict[str, Any]) -> tuple[Slot, ...]:
+def _slots(prefix: str, limits: Sequence[Limit], run_input: Any, outputs: dict[str, Any]) -> tuple[Slot, ...]:
     out = []
     for i, c in enumerate(limits):
-        value = resolve_template(c["key"], run_input, outputs) if c.get("key") else None
-        shown = _shown(value) if c.get("key") else None
-        out.append(Slot(f"{prefix}|{i}|{_encoded(value)}", int(c["limit"]), shown))
+        value = resolve_template(c.key, run_input, outputs) if c.key else None
+        shown = _shown(value) if c.key else None
+        out.append(Slot(f"{prefix}|{i}|{_encoded(value)}", c.limit, shown))
     return tuple(out)
 
 
-def run_slots(wf: dict[str, Any], run_input: Any) -> tuple[Slot, ...]:
+def run_slots(wf: Workflow, run_input: Any) -> tuple[Slot, ...]:
     """The run-level slots a run of `wf` must hold while it runs (empty: no run-level limit)."""
-    limits = wf.get("concurrency") or []
-    return _slots(f"run|{wf['id']}", limits, run_input, {}) if limits else ()
+    return _slots(f"run|{wf.id}", wf.concurrency, run_input, {}) if wf.concurrency else ()
 
 
-def step_need(wf: dict[str, Any], name: str, run_input: Any, outputs: dict[str, Any], priority: int) -> Need | None:
-    step = wf["_by_name"][name]
-    limits = step.get("concurrency") or []
-    rate = step["action"] if step["action"] in (wf.get("rate_limits") or {}) else None
-    if not limits and rate is None:
+def step_need(wf: Workflow, name: str, run_input: Any, outputs: dict[str, Any], priority: int) -> Need | None:
+    step = wf.by_name[name]
+    rate = step.action if step.action in wf.rate_limits else None
+    if not step.concurrency and rate is None:
         return None
-    return Need(_slots(f"step|{wf['id']}|{name}", limits, run_input, outputs), rate, priority)
+    return Need(_slots(f"step|{wf.id}|{name}", step.concurrency, run_input, outputs), rate, priority)
 
 
-def held_need(wf: dict[str, Any], name: str, keys: list[str] | None, priority: int, holds_slots: bool) -> Need | None:
+def held_need(wf: Workflow, name: str, keys: list[str] | None, priority: int, holds_slots: bool) -> Need | None:
     """The need of a step whose slot keys were computed before (a retry, a redrive, a released step):
     `holds_slots` when the step still holds them (only a token is then needed)."""
-    step = wf["_by_name"][name]
-    rate = step["action"] if step["action"] in (wf.get("rate_limits") or {}) else None
+    step = wf.by_name[name]
+    rate = step.action if step.action in wf.rate_limits else None
     slots: tuple[Slot, ...] = ()
     if not holds_slots and keys:
-        limits = step.get("concurrency") or []
-        slots = tuple(_slot_from_key(k, limits) for k in keys)
+        slots = tuple(_slot_from_key(k, step.concurrency) for k in keys)
     if not slots and rate is None:
         return None
     return Need(slots, rate, priority)
 
 
-def _slot_from_key(key: str, limits: list[dict[str, Any]]) -> Slot:
+def _slot_from_key(key: str, limits: Sequence[Limit]) -> Slot:
     # key = step|<wf>|<step>|<index>|<json value>: the index names the limit in this version's list (a
     # newer version's list may differ: the slot keeps its identity, the limit is this version's).
     _, _, _, index, value = key.split("|", 4)
     i = int(index)
-    limit = int(limits[i]["limit"]) if i < len(limits) else 1
-    keyed = i < len(limits) and limits[i].get("key")
+    limit = limits[i].limit if i < len(limits) else 1
+    keyed = i < len(limits) and limits[i].key
     return Slot(key, limit, _shown(orjson.loads(value)) if keyed else None)
 
 
-def priority_of(wf: dict[str, Any], given: int | None) -> int:
-    return given if given is not None else int(wf.get("priority") or DEFAULT_PRIORITY)
+def priority_of(wf: Workflow, given: int | None) -> int:
+    return given if given is not None else int(wf.priority or DEFAULT_PRIORITY)

@@ -19,11 +19,11 @@ from .bus.codec import iso
 from .core import Core, ServiceError
 from .definitions import DefinitionError, WorkflowSpec, normalise
 from .engine import gate
-from .engine.apply import run_output
 from .engine.dispatch import add_events, queue_jobs
 from .engine.pg import Conn
 from .engine.transitions import plan, run_outcome, step_input
 from .engine.writes import Inserted, JobSpec, Writes, insert_run, now_utc
+from .model import Workflow
 from .store import dead_letters, runs, workflows
 
 
@@ -149,7 +149,7 @@ _STALE_RETRIES = 5
 async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -> Inserted:
     """The run row `run` (insert_run's parameters) with its steps and first jobs, in one statement."""
     wf = await core.definitions.get(conn, run["wf"], run["v"])
-    if not wf["_flow"]:
+    if not wf.uses_flow:
         return await _insert_run(core, conn, wf, run, run_input)
     # Flow control: the slot checks (under advisory locks), tokens and the insert commit together; a
     # replay (or a stale version) inserted nothing, so the token it took is given back by the rollback.
@@ -160,29 +160,18 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
     return inserted
 
 
-async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> Inserted:
-    run_id, workflow_id, version = run["id"], run["wf"], run["v"]
+async def _insert_run(core: Core, conn: Conn, wf: Workflow, run: dict[str, Any], run_input: Any) -> Inserted:
+    run_id, version = run["id"], run["v"]
     writes = Writes(delete_outbox=core.publisher.take_published())
     now = now_utc()
-    status = {s["name"]: "PENDING" for s in wf["steps"]}
-    ready, skipped = plan(wf["steps"], status, wf["_conditions"], run_input, {})
+    status = {s.name: "PENDING" for s in wf.steps}
+    ready, skipped = plan(wf.steps, status, run_input, {})
     run["priority"] = priority = flow.priority_of(wf, run.get("given_priority"))
     waits_for = await _admit_run(conn, wf, run, run_input) if ready else None
     for name in ready:
-        step = wf["_by_name"][name]
-        job = JobSpec(
-            run_id,
-            workflow_id,
-            version,
-            name,
-            step["action"],
-            1,
-            step["retry"]["max_retries"] + 1,
-            step_input(step, run_input, {}),
-            step["timeout"],
-            traceparent=run["tp"],
-            flow=flow.step_need(wf, name, run_input, {}, priority),
-        )
+        step = wf.by_name[name]
+        need = flow.step_need(wf, name, run_input, {}, priority)
+        job = JobSpec.for_step(run_id, wf, step, 1, step_input(step, run_input, {}), run["tp"], need)
         if waits_for is not None:  # the run waits for a run-level slot: its first steps are held
             gate.hold(writes, job, "run_concurrency", waits_for.shown, flow_keys=[], priority=priority)
         else:
@@ -193,7 +182,7 @@ async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str,
         writes.event(run_id, name, "step_skipped")
     done = run_outcome(status) == "COMPLETED"  # every step skipped: nothing to run
     run.update(
-        status="COMPLETED" if done else "RUNNING", output=orjson.dumps(run_output(wf, {})).decode() if done else None
+        status="COMPLETED" if done else "RUNNING", output=orjson.dumps(wf.run_output({})).decode() if done else None
     )
     if writes.oversize:
         # Nothing is created: the caller learns at once, instead of finding a dead-lettered run later.
@@ -217,7 +206,7 @@ async def _insert_run(core: Core, conn: Conn, wf: dict[str, Any], run: dict[str,
         raise
 
 
-async def _admit_run(conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_input: Any) -> flow.Slot | None:
+async def _admit_run(conn: Conn, wf: Workflow, run: dict[str, Any], run_input: Any) -> flow.Slot | None:
     """Flow control's run-level limits: None when the run may start its steps, else the slot it waits for."""
     run.update(flow_keys=None, admitted=True)
     slots = flow.run_slots(wf, run_input)
@@ -228,18 +217,18 @@ async def _admit_run(conn: Conn, wf: dict[str, Any], run: dict[str, Any], run_in
     return blocked
 
 
-def _step_rows(wf: dict[str, Any]) -> list[dict[str, Any]]:
+def _step_rows(wf: Workflow) -> list[dict[str, Any]]:
     return [
         {
-            "name": s["name"],
-            "position": i,
-            "action": s["action"],
+            "name": s.name,
+            "position": s.position,
+            "action": s.action,
             "status": "PENDING",
             "attempt": 0,
-            "max_attempts": s["retry"]["max_retries"] + 1,
-            "timeout_ms": int(s["timeout"] * 1000),
+            "max_attempts": s.max_attempts,
+            "timeout_ms": s.timeout_ms,
         }
-        for i, s in enumerate(wf["steps"])
+        for s in wf.steps
     ]
 
 
@@ -358,22 +347,14 @@ async def _reopen(core: Core, conn: Conn, run: Any, steps: list[tuple[str, Any, 
     rows = await runs.steps_to_reopen(conn, run.id, [s[0] for s in steps])
     jobs = []
     for name, new_input, has_input in steps:
-        step = definition["_by_name"][name]
-        attempt = rows[name].attempt + 1
+        row = rows[name]
+        # A dead-lettered step gave its slots back: it takes them again (and a token) through the gate.
+        need = flow.held_need(definition, name, row.flow_keys, row.priority, holds_slots=False)
+        step_in = new_input if has_input else row.input
+        # A fresh attempt budget (JobSpec.for_step); the run's traceparent keeps the step in the run's trace.
         jobs.append(
-            JobSpec(
-                run.id,
-                run.workflow_id,
-                run.workflow_version,
-                name,
-                step["action"],
-                attempt,
-                attempt + step["retry"]["max_retries"],
-                new_input if has_input else rows[name].input,
-                step["timeout"],
-                run.traceparent,  # a redriven or retried step stays in the run's trace
-                # A dead-lettered step gave its slots back: it takes them again (and a token) through the gate.
-                flow.held_need(definition, name, rows[name].flow_keys, rows[name].priority, holds_slots=False),
+            JobSpec.for_step(
+                run.id, definition, definition.by_name[name], row.attempt + 1, step_in, run.traceparent, need
             )
         )
     await runs.reopen(conn, run.id)

@@ -8,6 +8,7 @@ import pytest
 
 from baton_orchestrator.definitions import DefinitionError, WorkflowSpec, find_cycle, normalise, parse_duration
 from baton_orchestrator.engine import transitions as tr
+from baton_orchestrator.model import Retry, Step, Workflow
 
 
 def norm(body):
@@ -58,14 +59,16 @@ def test_durations_parse(raw, seconds):
 
 
 def test_failure_decisions_follow_the_policy():
-    policy = {
-        "max_retries": 3,
-        "initial_interval": 1.0,
-        "backoff_coefficient": 2.0,
-        "max_interval": 3.0,
-        "jitter": 0.0,
-        "non_retryable_errors": ["ValueError"],
-    }
+    policy = Retry.from_dict(
+        {
+            "max_retries": 3,
+            "initial_interval": 1.0,
+            "backoff_coefficient": 2.0,
+            "max_interval": 3.0,
+            "jitter": 0.0,
+            "non_retryable_errors": ["ValueError"],
+        }
+    )
     assert tr.decide_failure(policy, 1, 4, {"type": "Boom"}) == tr.FailureDecision(True, 1.0, "")
     assert tr.decide_failure(policy, 3, 4, {"type": "Boom"}).delay == 3.0  # 4.0 capped by max_interval
     assert tr.decide_failure(policy, 4, 4, {"type": "Boom"}).reason == "retries_exhausted"
@@ -76,21 +79,16 @@ def test_failure_decisions_follow_the_policy():
 
 
 def test_jitter_stays_within_its_band():
-    policy = {"initial_interval": 10.0, "jitter": 0.2}
+    policy = Retry(initial_interval=10.0, jitter=0.2)
     delays = [tr.retry_delay(policy, 1, random.Random(i)) for i in range(200)]
     assert all(8.0 <= d <= 12.0 for d in delays) and len(set(delays)) > 100
 
 
 def test_ready_steps_wait_for_every_parent():
-    steps = [
-        {"name": "a", "depends_on": []},
-        {"name": "b", "depends_on": ["a"]},
-        {"name": "c", "depends_on": ["a"]},
-        {"name": "d", "depends_on": ["b", "c"]},
-    ]
+    steps = _workflow({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}).steps
     status = {"a": "COMPLETED", "b": "COMPLETED", "c": "RUNNING", "d": "PENDING"}
-    assert tr.plan(steps, status, {}, None, {}) == ([], [])
-    assert tr.plan(steps, {**status, "c": "COMPLETED"}, {}, None, {}) == (["d"], [])
+    assert tr.plan(steps, status, None, {}) == ([], [])
+    assert tr.plan(steps, {**status, "c": "COMPLETED"}, None, {}) == (["d"], [])
 
 
 def test_blocked_run_is_detected_when_a_parent_is_dead_lettered():
@@ -101,13 +99,31 @@ def test_blocked_run_is_detected_when_a_parent_is_dead_lettered():
 
 def test_step_input_rules_and_templates():
     outputs = {"a": {"n": 1, "items": [10, 20]}, "b": "x"}
-    assert tr.step_input({"depends_on": []}, "run", outputs) == "run"
-    assert tr.step_input({"depends_on": ["a"]}, "run", outputs) == {"n": 1, "items": [10, 20]}
-    assert tr.step_input({"depends_on": ["a", "b"]}, "run", outputs) == {"a": outputs["a"], "b": "x"}
+    assert tr.step_input(_step([]), "run", outputs) == "run"
+    assert tr.step_input(_step(["a"]), "run", outputs) == {"n": 1, "items": [10, 20]}
+    assert tr.step_input(_step(["a", "b"]), "run", outputs) == {"a": outputs["a"], "b": "x"}
     template = {"first": "$.steps.a.output.items.1", "whole": "$.input", "lit": 3, "deep": "$.input.k"}
-    assert tr.step_input({"depends_on": ["a"], "input": template}, {"k": "v"}, outputs) == {
+    assert tr.step_input(_step(["a"], template), {"k": "v"}, outputs) == {
         "first": 20,
         "whole": {"k": "v"},
         "lit": 3,
         "deep": "v",
     }
+
+
+def _workflow(deps: dict[str, list[str]], **step: object) -> Workflow:
+    steps = [{"name": n, "action": "x", "depends_on": d, "retry": {}, "timeout": 30, **step} for n, d in deps.items()]
+    return Workflow.from_definition({"id": "w", "steps": steps}, 1)
+
+
+def _step(depends_on: list[str], template: object = None) -> Step:
+    return _workflow({"a": [], "b": [], "s": depends_on}, input=template).by_name["s"]
+
+
+def test_model_is_built_once_with_the_graph_the_engine_reads():
+    wf = _workflow({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]})
+    assert [s.children for s in wf.steps] == [("b", "c"), ("d",), ("d",), ()]
+    assert wf.sinks == ("d",) and not wf.uses_flow and wf.version == 1
+    assert wf.simple == {"a"}  # b and c have one parent each; d has two
+    assert wf.by_name["a"].max_attempts == 4 and wf.by_name["a"].timeout_ms == 30_000
+    assert wf.run_output({"d": 1}) == 1

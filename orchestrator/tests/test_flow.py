@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -413,10 +413,15 @@ async def test_a_cancelled_run_frees_its_run_slot_and_a_big_key_is_fine(client):
 
 def test_needs_are_none_without_flow_control_and_slot_keys_round_trip():
     from baton_orchestrator import flow
-    from baton_orchestrator.engine.apply import index
+    from baton_orchestrator.model import Workflow
+
+    def index(d: dict) -> Workflow:
+        for s in d["steps"]:
+            s.update(retry={}, timeout=30)
+        return Workflow.from_definition(d, 1)
 
     plain = index({"id": "w", "steps": [{"name": "a", "action": "x", "depends_on": []}]})
-    assert not plain["_flow"] and flow.step_need(plain, "a", {}, {}, 3) is None and flow.run_slots(plain, {}) == ()
+    assert not plain.uses_flow and flow.step_need(plain, "a", {}, {}, 3) is None and flow.run_slots(plain, {}) == ()
     limits = [{"limit": 2}, {"key": "$.input.c", "limit": 1}]
     wf = index(
         {
@@ -433,7 +438,7 @@ def test_needs_are_none_without_flow_control_and_slot_keys_round_trip():
     assert again == need  # a released step needs exactly what it needed when held
     assert flow.held_need(wf, "a", [s.key for s in need.slots], 4, holds_slots=True) == flow.Need((), "x", 4)
     assert [s.limit for s in flow.run_slots(wf, {})] == [5]
-    assert flow.priority_of(wf, None) == 3 and flow.priority_of({**wf, "priority": 1}, None) == 1
+    assert flow.priority_of(wf, None) == 3 and flow.priority_of(replace(wf, priority=1), None) == 1
 
 
 async def test_two_replicas_share_one_bucket(settings, start_app):

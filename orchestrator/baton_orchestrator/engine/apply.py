@@ -19,9 +19,12 @@ from typing import Any
 
 import orjson
 
-from .. import conditions, flow
+from .. import flow
 from ..bus.codec import dlt_headers, encode_job
+from ..model import Workflow
 from ..settings import Settings
+from ..store import dead_letters, runs, workflows
+from ..store import transitions as steps_sql
 from . import transitions as tr
 from .pg import Conn
 from .writes import JobSpec, Outbound, Writes, flush, now_utc
@@ -58,10 +61,10 @@ class Applied:
 
 
 class Definitions:
-    """Workflow versions are immutable, so each is read once and cached with its graph indexes."""
+    """Workflow versions are immutable, so each is read once and cached as its model (model.py)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._cache: dict[tuple[str, int], Workflow] = {}
         # Latest version per workflow id as last seen: only a hint (statements that rely on it check it).
         self.latest: dict[str, int] = {}
 
@@ -73,63 +76,18 @@ class Definitions:
         return version
 
     async def latest_version(self, conn: Conn, workflow_id: str) -> int | None:
-        cur = await conn.execute("SELECT max(version) FROM workflows WHERE id = %s", (workflow_id,))
+        cur = await conn.execute(workflows.LATEST_VERSION, (workflow_id,))
         row = await cur.fetchone()
         return self.saw_latest(workflow_id, row[0] if row else None)
 
-    async def get(self, conn: Conn, workflow_id: str, version: int) -> dict[str, Any]:
+    async def get(self, conn: Conn, workflow_id: str, version: int) -> Workflow:
         key = (workflow_id, version)
         if key not in self._cache:
-            cur = await conn.execute(
-                "SELECT definition FROM workflows WHERE id = %s AND version = %s", (workflow_id, version)
-            )
+            cur = await conn.execute(workflows.DEFINITION, (workflow_id, version))
             row = await cur.fetchone()
             assert row is not None, f"workflow {workflow_id} v{version} is referenced but missing"
-            self._cache[key] = index(row[0])
+            self._cache[key] = Workflow.from_definition(row[0], version)
         return self._cache[key]
-
-
-def run_output(wf: dict[str, Any], outputs: dict[str, Any]) -> Any:
-    """A run's output is its sink steps' output: one sink -> that output, several -> {name: output}
-    (a skipped sink's is null)."""
-    sinks = [name for name, children in wf["_children"].items() if not children]
-    return outputs.get(sinks[0]) if len(sinks) == 1 else {n: outputs.get(n) for n in sinks}
-
-
-def index(definition: dict[str, Any]) -> dict[str, Any]:
-    steps = definition["steps"]
-    definition["_by_name"] = {s["name"]: s for s in steps}
-    children: dict[str, list[str]] = {s["name"]: [] for s in steps}
-    for s in steps:  # linear in the edges: a definition may have a thousand steps
-        for parent in s["depends_on"]:
-            children[parent].append(s["name"])
-    definition["_children"] = children
-    definition["_conditions"] = {s["name"]: conditions.parse(s["when"]) for s in steps if s.get("when")}
-    # Flow control in use (flow.py): without it, nothing on the dispatch path looks at the gate.
-    definition["_flow"] = bool(
-        definition.get("concurrency") or definition.get("rate_limits") or any(s.get("concurrency") for s in steps)
-    )
-    return definition
-
-
-_LOCK_OPEN = """
-SELECT s.run_id::text AS run_id, s.name, s.job_id, s.attempt, s.max_attempts, s.action, s.deadline, s.timeout_ms,
-       s.workflow_id, s.workflow_version, s.run_status, s.traceparent
-FROM json_to_recordset(%s::json) AS x(run_id uuid, name text, job_id text)
--- One primary-key lookup per outcome, locked in the caller's (sorted) order: a LATERAL subquery with
--- FOR UPDATE is never flattened, so no cached plan can turn this into a scan.
-CROSS JOIN LATERAL (
-    SELECT s.*, r.workflow_id, r.workflow_version, r.status AS run_status, r.traceparent
-    FROM steps s JOIN runs r ON r.id = s.run_id
-    WHERE s.run_id = x.run_id AND s.name = x.name AND s.job_id = x.job_id AND s.status IN ('QUEUED', 'RUNNING')
-    FOR UPDATE OF s
-) s
-"""
-_RUN_STEPS = """
-SELECT r.id::text AS run_id, r.status AS run_status, r.input AS run_input, s.name, s.status, s.output, s.attempt,
-       r.workflow_id, r.workflow_version, r.priority, r.traceparent
-FROM runs r JOIN steps s ON s.run_id = r.id WHERE r.id = ANY(%s::uuid[]) ORDER BY r.id, s.position
-"""
 
 
 class Applier:
@@ -147,11 +105,11 @@ class Applier:
             (result.ignored.append(o) if o.job_id in first else first.__setitem__(o.job_id, o))
         # Always lock in (run, step) order, so concurrent engines and timers cannot deadlock.
         lock_args = sorted(({"run_id": o.run_id, "name": o.step, "job_id": j} for j, o in first.items()), key=_lock_key)
-        cur = await conn.execute(_LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
+        cur = await conn.execute(steps_sql.LOCK_OPEN, (orjson.dumps(lock_args).decode(),))
         rows = {r[2]: _Row(*r) for r in await cur.fetchall()}
         result.rows = rows
         result.ignored += [o for j, o in first.items() if j not in rows]
-        completed: list[tuple[Outcome, _Row, dict[str, Any]]] = []
+        completed: list[tuple[Outcome, _Row, Workflow]] = []
         dead: list[tuple[Outcome, _Row, str]] = []
         for job_id, row in rows.items():
             outcome = first[job_id]
@@ -172,13 +130,13 @@ class Applier:
         writes: Writes,
         outcome: Outcome,
         row: _Row,
-        definition: dict[str, Any],
+        definition: Workflow,
         result: Applied,
         dead: list[tuple[Outcome, _Row, str]],
     ) -> str:
         status, next_at = "COMPLETED", None
         if outcome.status != "COMPLETED":
-            policy = definition["_by_name"][row.name]["retry"]
+            policy = definition.by_name[row.name].retry
             decision = tr.decide_failure(policy, row.attempt, row.max_attempts, outcome.error or {})
             if decision.retry:
                 status, next_at = "FAILED", now_utc() + timedelta(seconds=decision.delay)
@@ -208,43 +166,29 @@ class Applier:
             data["retry_at"] = next_at.isoformat()
         writes.event(outcome.run_id, outcome.step, f"step_{status.lower()}", data)
         result.applied.append((outcome, status))
-        result.flow_freed |= definition["_flow"] and status != "FAILED"  # a retry keeps its slot
+        result.flow_freed |= definition.uses_flow and status != "FAILED"  # a retry keeps its slot
         return status
 
     async def _schedule_completed(
         self,
         conn: Conn,
         writes: Writes,
-        completed: list[tuple[Outcome, _Row, dict[str, Any]]],
+        completed: list[tuple[Outcome, _Row, Workflow]],
         result: Applied,
     ) -> None:
         """Queue the children a completion unlocks; finish runs whose last step completed."""
         now, slow_runs = now_utc(), set()
         running = [(o, r, d) for o, r, d in completed if r.run_status == "RUNNING"]
         for outcome, row, definition in running:
-            if not _simple(definition, row.name):
+            if row.name not in definition.simple:
                 slow_runs.add(outcome.run_id)
         for outcome, row, definition in running:
             if outcome.run_id in slow_runs:
                 continue
-            for child in definition["_children"][row.name]:
-                step = definition["_by_name"][child]
-                writes.queue(
-                    self.settings,
-                    JobSpec(
-                        outcome.run_id,
-                        row.workflow_id,
-                        row.workflow_version,
-                        child,
-                        step["action"],
-                        1,
-                        step["retry"]["max_retries"] + 1,
-                        outcome.output,
-                        step["timeout"],
-                        row.traceparent,
-                    ),
-                    now,
-                )
+            by_name = definition.by_name
+            for child in by_name[row.name].children:
+                job = JobSpec.for_step(outcome.run_id, definition, by_name[child], 1, outcome.output, row.traceparent)
+                writes.queue(self.settings, job, now)
         if slow_runs:
             in_batch = {(o.run_id, o.step): o.output for o, _, _ in completed}
             await self.schedule(conn, writes, sorted(slow_runs), result, in_batch)
@@ -262,7 +206,7 @@ class Applier:
         `in_batch` holds completions this transaction has written into `writes` but not flushed yet.
         """
         in_batch = in_batch or {}
-        cur = await conn.execute(_RUN_STEPS, (run_ids,))
+        cur = await conn.execute(steps_sql.RUN_STEPS, (run_ids,))
         by_run: dict[str, list[Any]] = {}
         for r in await cur.fetchall():
             by_run.setdefault(r[0], []).append(r)
@@ -275,7 +219,7 @@ class Applier:
             status = {r[3]: ("COMPLETED" if (run_id, r[3]) in in_batch else r[4]) for r in srows}
             outputs = {r[3]: in_batch.get((run_id, r[3]), r[5]) for r in srows if status[r[3]] == "COMPLETED"}
             attempts = {r[3]: r[6] for r in srows}
-            ready, skipped = tr.plan(wf["steps"], status, wf["_conditions"], run_input, outputs)
+            ready, skipped = tr.plan(wf.steps, status, run_input, outputs)
             for name in skipped:
                 writes.skip(run_id, name)
             if tr.run_outcome(status) == "COMPLETED":
@@ -284,30 +228,16 @@ class Applier:
             if not ready and tr.is_blocked(status):
                 await self._fail_blocked(conn, writes, run_id, result)
             for name in ready:
-                step = wf["_by_name"][name]
-                writes.queue(
-                    self.settings,
-                    JobSpec(
-                        run_id,
-                        wf["id"],
-                        wf["version"],
-                        name,
-                        step["action"],
-                        attempts[name] + 1,
-                        attempts[name] + step["retry"]["max_retries"] + 1,
-                        tr.step_input(step, run_input, outputs),
-                        step["timeout"],
-                        srows[0][10],  # the run's traceparent
-                        flow.step_need(wf, name, run_input, outputs, srows[0][9]) if wf["_flow"] else None,
-                    ),
-                    now,
-                )
+                step = wf.by_name[name]
+                need = flow.step_need(wf, name, run_input, outputs, srows[0][9]) if wf.uses_flow else None
+                step_in = tr.step_input(step, run_input, outputs)
+                # srows[0][10]: the run's traceparent
+                job = JobSpec.for_step(run_id, wf, step, attempts[name] + 1, step_in, srows[0][10], need)
+                writes.queue(self.settings, job, now)
 
     @staticmethod
-    def _complete_run(
-        writes: Writes, run_id: str, wf: dict[str, Any], outputs: dict[str, Any], result: Applied
-    ) -> None:
-        output = run_output(wf, outputs)
+    def _complete_run(writes: Writes, run_id: str, wf: Workflow, outputs: dict[str, Any], result: Applied) -> None:
+        output = wf.run_output(outputs)
         writes.runs_done.append({"run_id": run_id, "output": output})
         writes.event(run_id, None, "run_completed")
         result.runs_finished[run_id] = "COMPLETED"
@@ -315,11 +245,7 @@ class Applier:
     async def _fail_blocked(self, conn: Conn, writes: Writes, run_id: str, result: Applied) -> None:
         # Nothing open, nothing retrying, nothing ready, yet not complete: a dead-lettered step blocks
         # the rest. Leaving the run RUNNING would make it stuck forever.
-        await conn.execute(
-            "UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now() "
-            "WHERE id = %s AND status = 'RUNNING'",
-            (run_id,),
-        )
+        await conn.execute(runs.FAIL_BLOCKED, (run_id,))
         writes.event(run_id, None, "run_failed", {"reason": "blocked by dead-lettered steps"})
         result.runs_finished[run_id] = "FAILED"
 
@@ -336,13 +262,10 @@ class Applier:
                 err.get("message"),
                 extra={"run_id": outcome.run_id, "step": outcome.step, "job_id": outcome.job_id},
             )
-            cur = await conn.execute(
-                "SELECT input FROM steps WHERE run_id = %s AND name = %s", (outcome.run_id, outcome.step)
-            )
+            cur = await conn.execute(steps_sql.STEP_INPUT, (outcome.run_id, outcome.step))
             step_input = (await cur.fetchone() or (None,))[0]
             await conn.execute(
-                """INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)""",
+                dead_letters.INSERT,
                 (
                     outcome.run_id,
                     outcome.step,
@@ -355,8 +278,7 @@ class Applier:
                 ),
             )
             updated = await conn.execute(
-                """UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(), error = %s::jsonb
-                   WHERE id = %s AND status = 'RUNNING'""",
+                runs.FAIL_DEAD_LETTERED,
                 (orjson.dumps({"step": outcome.step, **err}).decode(), outcome.run_id),
             )
             if updated.rowcount:
@@ -403,9 +325,7 @@ class Applier:
     async def _record_ignored(self, conn: Conn, writes: Writes, ignored: list[Outcome]) -> None:
         if not ignored:
             return
-        cur = await conn.execute(
-            "SELECT id::text FROM runs WHERE id = ANY(%s::uuid[])", (sorted({o.run_id for o in ignored}),)
-        )
+        cur = await conn.execute(runs.EXISTING, (sorted({o.run_id for o in ignored}),))
         known = {r[0] for r in await cur.fetchall()}
         for o in ignored:
             if o.run_id not in known:
@@ -416,21 +336,6 @@ class Applier:
 
 def _lock_key(arg: dict[str, str]) -> tuple[str, str]:
     return arg["run_id"], arg["name"]
-
-
-def _simple(definition: dict[str, Any], name: str) -> bool:
-    """True when every child of `name` has it as its only parent and takes its output as is."""
-    children = definition["_children"][name]
-    by_name = definition["_by_name"]
-    # Flow control needs the run's input and priority (concurrency keys, held steps): the general path.
-    return (
-        bool(children)
-        and not definition["_flow"]
-        and all(
-            by_name[c]["depends_on"] == [name] and by_name[c]["input"] is None and not by_name[c].get("when")
-            for c in children
-        )
-    )
 
 
 @dataclass(slots=True)

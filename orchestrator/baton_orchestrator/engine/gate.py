@@ -30,61 +30,14 @@ from typing import Any
 import orjson
 
 from .. import flow
+from ..model import Workflow
 from ..settings import Settings
+from ..store import flow as sql
 from .apply import Definitions
 from .pg import Conn, Pg
 from .writes import JobSpec, Writes, flush, now_utc
 
 log = logging.getLogger("baton.gate")
-_RELEASER_LOCK = 0x62746E67617465  # pg_try_advisory_xact_lock: the one replica releasing this tick
-
-_LOCK_KEYS = """
-SELECT pg_advisory_xact_lock(h)
-FROM (SELECT DISTINCT hashtextextended(k, 7) AS h FROM unnest(%s::text[]) k ORDER BY 1) x
-"""
-# Holders of a step slot, and steps waiting for it (FIFO): over the partial GIN index on flow_keys.
-_STEP_COUNTS = """
-SELECT k,
-  (SELECT count(*) FROM steps s JOIN runs r ON r.id = s.run_id
-   WHERE s.flow_keys @> ARRAY[k] AND s.flow_keys IS NOT NULL
-     AND s.status IN ('QUEUED', 'RUNNING', 'FAILED', 'WAITING')
-     AND (s.status IN ('QUEUED', 'RUNNING')
-          OR (r.status = 'RUNNING'
-              AND (s.status = 'FAILED' OR (s.status = 'WAITING' AND s.wait_reason = 'rate_limit'))))),
-  (SELECT count(*) FROM steps s JOIN runs r ON r.id = s.run_id
-   WHERE s.flow_keys @> ARRAY[k] AND s.flow_keys IS NOT NULL
-     AND s.status IN ('QUEUED', 'RUNNING', 'FAILED', 'WAITING')
-     AND s.status = 'WAITING' AND s.wait_reason = 'concurrency' AND r.status = 'RUNNING')
-FROM unnest(%s::text[]) k
-"""
-_RUN_COUNTS = """
-SELECT k,
-  (SELECT count(*) FROM runs r WHERE r.flow_keys @> ARRAY[k] AND r.flow_keys IS NOT NULL AND r.status = 'RUNNING'
-     AND r.flow_admitted),
-  (SELECT count(*) FROM runs r WHERE r.flow_keys @> ARRAY[k] AND r.flow_keys IS NOT NULL AND r.status = 'RUNNING'
-     AND NOT r.flow_admitted)
-FROM unnest(%s::text[]) k
-"""
-# Refill lazily, then take up to n tokens per action; with fifo, none while steps wait for that action.
-_TAKE_TOKENS = """
-WITH want AS (
-    SELECT w.action,
-           CASE WHEN %(fifo)s AND EXISTS (
-               SELECT 1 FROM steps s JOIN runs r ON r.id = s.run_id
-               WHERE s.status = 'WAITING' AND s.action = w.action AND s.wait_reason = 'rate_limit'
-                 AND r.status = 'RUNNING') THEN 0 ELSE w.n END AS n
-    FROM json_to_recordset(%(want)s::json) AS w(action text, n int)
-), b AS (
-    SELECT b.action, w.n, clock_timestamp() AS t,
-           least(b.burst::float8, b.tokens + b.rate_per_s
-                 * greatest(0, extract(epoch FROM clock_timestamp() - b.updated_at))::float8) AS avail
-    FROM rate_limits b JOIN want w ON w.action = b.action
-    ORDER BY b.action FOR UPDATE OF b
-)
-UPDATE rate_limits r SET tokens = b.avail - least(b.n, floor(b.avail)), updated_at = b.t
-FROM b WHERE r.action = b.action
-RETURNING r.action, least(b.n, floor(b.avail))::int
-"""
 
 
 @dataclass(slots=True)
@@ -95,13 +48,13 @@ class _Count:
 
 async def _lock(pg: Conn, keys: set[str]) -> None:
     if keys:
-        await pg.execute(_LOCK_KEYS, (sorted(keys),))
+        await pg.execute(sql.LOCK_KEYS, (sorted(keys),))
 
 
-async def _counts(pg: Conn, sql: str, keys: set[str]) -> dict[str, _Count]:
+async def _counts(pg: Conn, statement: str, keys: set[str]) -> dict[str, _Count]:
     if not keys:
         return {}
-    cur = await pg.execute(sql, (sorted(keys),))
+    cur = await pg.execute(statement, (sorted(keys),))
     return {r[0]: _Count(int(r[1]), int(r[2])) for r in await cur.fetchall()}
 
 
@@ -110,7 +63,7 @@ async def take_tokens(pg: Conn, wanted: Counter[str], fifo: bool) -> dict[str, i
     if not wanted:
         return {}
     doc = orjson.dumps([{"action": a, "n": n} for a, n in sorted(wanted.items())]).decode()
-    cur = await pg.execute(_TAKE_TOKENS, {"want": doc, "fifo": fifo})
+    cur = await pg.execute(sql.TAKE_TOKENS, {"want": doc, "fifo": fifo})
     granted = dict(wanted)
     granted.update({r[0]: int(r[1]) for r in await cur.fetchall()})
     return granted
@@ -165,7 +118,7 @@ async def admit(pg: Conn, writes: Writes, fifo: bool = True, current: dict[tuple
     now = now_utc()
     keys = {s.key for j in jobs if j.flow for s in j.flow.slots}
     await _lock(pg, keys)
-    counts = await _counts(pg, _STEP_COUNTS, keys)
+    counts = await _counts(pg, sql.STEP_COUNTS, keys)
     want: list[JobSpec] = []
     # A batch of new steps goes by priority (stable: FIFO within one); the release loop's jobs come in
     # its own order already (effective priority, with aging).
@@ -199,25 +152,8 @@ async def admit_run(pg: Conn, slots: tuple[flow.Slot, ...], fifo: bool = True) -
     """Try to admit a run to its run-level slots: None when admitted, else the slot it waits for."""
     keys = {s.key for s in slots}
     await _lock(pg, keys)
-    counts = await _counts(pg, _RUN_COUNTS, keys)
+    counts = await _counts(pg, sql.RUN_COUNTS, keys)
     return next((s for s in slots if (fifo and counts[s.key].waiting) or counts[s.key].holders >= s.limit), None)
-
-
-_WAITING = """
-SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms, s.flow_keys,
-       s.wait_reason, s.priority, r.workflow_id, r.workflow_version, r.input AS run_input, r.traceparent
-FROM steps s JOIN runs r ON r.id = s.run_id
-WHERE s.status = 'WAITING' AND r.status = 'RUNNING'
-ORDER BY s.priority + floor(extract(epoch FROM now() - s.waiting_since) / %(aging)s) DESC, s.waiting_since,
-         s.run_id, s.name
-LIMIT %(limit)s
-"""
-
-
-_ADMIT_RUN = """
-UPDATE runs SET flow_admitted = true
-WHERE id = (SELECT id FROM runs WHERE id = %s AND status = 'RUNNING' FOR UPDATE SKIP LOCKED)
-"""
 
 
 class GateLoop:
@@ -246,10 +182,10 @@ class GateLoop:
     async def sweep(self) -> int:
         """One pass; returns how many held steps were queued."""
         async with self.pg.transaction() as pg:
-            got = await (await pg.execute("SELECT pg_try_advisory_xact_lock(%s)", (_RELEASER_LOCK,))).fetchone()
+            got = await (await pg.execute(sql.TRY_RELEASER_LOCK, (sql.RELEASER_LOCK_ID,))).fetchone()
             if not got or not got[0]:
                 return 0
-            cur = await pg.execute(_WAITING, {"aging": self.settings.flow_aging_seconds, "limit": self.BATCH})
+            cur = await pg.execute(sql.WAITING, {"aging": self.settings.flow_aging_seconds, "limit": self.BATCH})
             rows = await cur.fetchall()
             if not rows:
                 return 0
@@ -268,25 +204,23 @@ class GateLoop:
                     need = flow.step_need(wf, r[1], r[12], {}, r[9])
                 else:
                     need = flow.held_need(wf, r[1], r[7], r[9], holds_slots=r[8] == "rate_limit")
-                writes.queue(self.settings, self._job(r, need), now_utc())
+                # A held step continues its attempt budget: the row's max_attempts.
+                job = JobSpec.for_step(r[0], wf, wf.by_name[r[1]], r[3] + 1, r[5], r[13], need, max_attempts=r[4])
+                writes.queue(self.settings, job, now_utc())
             await admit(pg, writes, fifo=False, current=current)
             out, _ = await flush(pg, writes)
         self.publisher.publish_soon(out)
         return len(out)
 
     @staticmethod
-    async def _admit_run(pg: Conn, writes: Writes, wf: dict[str, Any], r: Any) -> bool:
+    async def _admit_run(pg: Conn, writes: Writes, wf: Workflow, r: Any) -> bool:
         """A waiting run takes its run-level slots when they are free (in the release order)."""
         if await admit_run(pg, flow.run_slots(wf, r[12]), fifo=False) is not None:
             return False
         # flow_admitted makes it a holder for the next run's check in this same pass. A run row locked by
         # another transaction (e.g. failing it) is skipped, never waited for, while this holds key locks.
-        cur = await pg.execute(_ADMIT_RUN, (r[0],))
+        cur = await pg.execute(sql.ADMIT_RUN, (r[0],))
         if not cur.rowcount:
             return False
         writes.event(r[0], None, "run_admitted")
         return True
-
-    @staticmethod
-    def _job(r: Any, need: flow.Need | None) -> JobSpec:
-        return JobSpec(r[0], r[10], r[11], r[1], r[2], r[3] + 1, r[4], r[5], r[6] / 1000, traceparent=r[13], flow=need)

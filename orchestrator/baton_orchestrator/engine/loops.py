@@ -25,6 +25,7 @@ from .. import flow, tracing
 from ..bus.codec import InvalidResult, Result, Undecodable, decode_result, decode_worker_heartbeat, dlt_headers
 from ..metrics import Metrics
 from ..settings import Settings
+from ..store import transitions as steps_sql
 from .apply import Applied, Applier, Outcome
 from .dispatch import Publisher
 from .faults import is_transient
@@ -279,22 +280,7 @@ async def extend_deadlines(conn: Conn, beats: list[Result]) -> None:
             for b in beats
         ]
     ).decode()
-    await conn.execute(_HEARTBEATS, {"beats": doc})
-
-
-# Rows found as in writes.py's batch statement: a LATERAL primary-key lookup per beat, updated by ctid.
-_HEARTBEATS = """
-UPDATE steps s SET status = 'RUNNING', updated_at = now(), deadline = now() + s.timeout_ms * interval '1 ms',
-       worker = x.worker, started_at = COALESCE(s.started_at, x.started, now())
-FROM (SELECT x.worker, x.started, t.tid
-      FROM json_to_recordset(%(beats)s::json) AS x(run_id uuid, name text, job_id text, worker jsonb,
-                                                    started timestamptz)
-      CROSS JOIN LATERAL (
-          SELECT ctid AS tid FROM steps WHERE run_id = x.run_id AND name = x.name AND job_id = x.job_id LIMIT 1
-      ) t
-) x
-WHERE s.ctid = x.tid AND s.status IN ('QUEUED', 'RUNNING')
-"""
+    await conn.execute(steps_sql.HEARTBEATS, {"beats": doc})
 
 
 class TimersLoop:
@@ -320,30 +306,20 @@ class TimersLoop:
     async def _sweep(self, writes: Writes, start_ns: int) -> bool:
         applied = None
         async with self.pg.transaction() as conn:
-            due: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_DUE_RETRIES)).fetchall()
+            due: list[Any] = await (
+                await conn.cursor(row_factory=namedtuple_row).execute(steps_sql.DUE_RETRIES)
+            ).fetchall()
             now = now_utc()
             for r in due:
                 wf = await self.applier.definitions.get(conn, r.workflow_id, r.workflow_version)
                 # A retry keeps the slots its step holds; a rate-limited action's retry still takes a token.
-                need = flow.held_need(wf, r.name, None, r.priority, holds_slots=True) if wf["_flow"] else None
-                writes.queue(
-                    self.settings,
-                    JobSpec(
-                        r.run_id,
-                        r.workflow_id,
-                        r.workflow_version,
-                        r.name,
-                        r.action,
-                        r.attempt + 1,
-                        r.max_attempts,
-                        r.input,
-                        r.timeout_ms / 1000,
-                        r.traceparent,
-                        need,
-                    ),
-                    now,
-                )
-            expired: list[Any] = await (await conn.cursor(row_factory=namedtuple_row).execute(_EXPIRED)).fetchall()
+                need = flow.held_need(wf, r.name, None, r.priority, holds_slots=True) if wf.uses_flow else None
+                step = wf.by_name[r.name]  # a retry continues its budget: the row's max_attempts
+                job = JobSpec.for_step(r.run_id, wf, step, r.attempt + 1, r.input, r.traceparent, need, r.max_attempts)
+                writes.queue(self.settings, job, now)
+            expired: list[Any] = await (
+                await conn.cursor(row_factory=namedtuple_row).execute(steps_sql.EXPIRED)
+            ).fetchall()
             timeouts = [
                 Outcome(
                     r.job_id,
@@ -372,26 +348,6 @@ class TimersLoop:
         self.metrics.steps_dispatched.inc(len(due))
         self.publisher.publish_soon(out)
         return bool(due or expired)
-
-
-_DUE_RETRIES = """
-SELECT s.run_id::text AS run_id, s.name, s.action, s.attempt, s.max_attempts, s.input, s.timeout_ms,
-       r.workflow_id, r.workflow_version, r.priority, r.traceparent
-FROM steps s JOIN runs r ON r.id = s.run_id
-WHERE s.status = 'FAILED' AND s.next_attempt_at <= now() AND r.status = 'RUNNING'
-ORDER BY s.next_attempt_at LIMIT 500 FOR UPDATE OF s SKIP LOCKED
-"""
-# A queued job its epoch has not seen acknowledged (above its watermark) may never have been dispatched
-# (Kafka unreachable): it cannot time out. The relay restarts its deadline when it finally sends it. An
-# epoch without a row was retired after its unacknowledged steps were adopted: the rest were acknowledged.
-_EXPIRED = """
-SELECT s.job_id, s.run_id::text AS run_id, s.name, s.attempt, s.timeout_ms FROM steps s
-WHERE s.status IN ('QUEUED', 'RUNNING') AND s.deadline <= now()
-  AND (s.status = 'RUNNING' OR s.dispatch_seq IS NULL
-       OR s.dispatch_seq <= COALESCE((SELECT d.acked_upto FROM dispatchers d WHERE d.epoch = s.dispatch_epoch),
-                                     s.dispatch_seq))
-ORDER BY s.deadline LIMIT 500 FOR UPDATE OF s SKIP LOCKED
-"""
 
 
 class PresenceLoop:

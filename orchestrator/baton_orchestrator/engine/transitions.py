@@ -8,7 +8,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the model parses conditions, which read values with `dig` from here
+    from ..model import Retry, Step
 
 OPEN_STEP = ("QUEUED", "RUNNING")
 TERMINAL_STEP = ("COMPLETED", "DEAD_LETTERED", "CANCELLED", "SKIPPED")
@@ -26,14 +29,14 @@ class FailureDecision:
 
 
 def decide_failure(
-    policy: dict[str, Any],
+    policy: Retry,
     attempt: int,
     max_attempts: int,
     error: dict[str, Any],
     rng: random.Random | None = None,
 ) -> FailureDecision:
     etype = str(error.get("type") or "")
-    if not error.get("retryable", True) or etype in policy.get("non_retryable_errors", ()):
+    if not error.get("retryable", True) or etype in policy.non_retryable_errors:
         return FailureDecision(False, 0.0, "non_retryable")
     if attempt >= max_attempts:
         return FailureDecision(False, 0.0, "timeout" if etype == "Timeout" else "retries_exhausted")
@@ -44,11 +47,10 @@ def decide_failure(
     return FailureDecision(True, retry_delay(policy, attempt, rng), "")
 
 
-def retry_delay(policy: dict[str, Any], attempt: int, rng: random.Random | None = None) -> float:
+def retry_delay(policy: Retry, attempt: int, rng: random.Random | None = None) -> float:
     """Delay before attempt `attempt + 1`: initial * coefficient^(attempt-1), capped, then jittered."""
-    base = float(policy.get("initial_interval", 1.0)) * float(policy.get("backoff_coefficient", 1.0)) ** (attempt - 1)
-    delay = min(base, float(policy.get("max_interval", 3600.0)))
-    jitter = float(policy.get("jitter", 0.0))
+    delay = min(policy.initial_interval * policy.backoff_coefficient ** (attempt - 1), policy.max_interval)
+    jitter = policy.jitter
     if jitter:
         delay *= 1 + (rng or random).uniform(-jitter, jitter)
     return max(delay, 0.0)
@@ -72,9 +74,8 @@ def is_blocked(status: dict[str, str]) -> bool:
 
 
 def plan(
-    steps: list[dict[str, Any]],
+    steps: Sequence[Step],
     status: dict[str, str],
-    conditions: dict[str, Any],
     run_input: Any,
     outputs: dict[str, Any],
 ) -> tuple[list[str], list[str]]:
@@ -91,11 +92,11 @@ def plan(
     while changed:
         changed = False
         for s in steps:
-            name, deps = s["name"], s["depends_on"]
+            name, deps = s.name, s.depends_on
             if status.get(name) != "PENDING" or not all(status.get(d) in DONE_STEP for d in deps):
                 continue
             all_skipped = bool(deps) and all(status.get(d) == "SKIPPED" for d in deps)
-            cond = conditions.get(name)
+            cond = s.when
             if all_skipped or (cond is not None and not cond.evaluate(run_input, outputs)):
                 status[name] = "SKIPPED"
                 skipped.append(name)
@@ -105,12 +106,12 @@ def plan(
     return ready, skipped
 
 
-def step_input(step: dict[str, Any], run_input: Any, outputs: dict[str, Any]) -> Any:
+def step_input(step: Step, run_input: Any, outputs: dict[str, Any]) -> Any:
     """Root step: the run input; one parent: its output; several: {parent: output}; `input`: a template."""
-    template = step.get("input")
+    template = step.input
     if template is not None:
         return resolve_template(template, run_input, outputs)
-    deps = step["depends_on"]
+    deps = step.depends_on
     if not deps:
         return run_input
     if len(deps) == 1:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +33,9 @@ from ..settings import Settings
 from ..store import steps as sql
 from .epoch import DISPATCHER, Dispatcher
 from .pg import Conn
+
+if TYPE_CHECKING:
+    from ..model import Step, Workflow
 
 # Notification lines per pg_notify (a payload must stay under 8,000 bytes; step names are ≤ 200 characters).
 _LINES_PER_NOTE = 25
@@ -49,9 +52,9 @@ class Outbound:
     seq: int | None = None  # a job's dispatch seq in its epoch (epoch.py)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class JobSpec:
-    """One attempt of one step, ready to be queued."""
+    """One attempt of one step, ready to be queued; built by `for_step` only."""
 
     run_id: str
     workflow_id: str
@@ -66,6 +69,38 @@ class JobSpec:
     # Flow control (flow.py): None for a step of a workflow without limits, queued as is; otherwise the
     # gate (gate.py) admits it at flush time or holds it as WAITING.
     flow: Need | None = None
+
+    @classmethod
+    def for_step(
+        cls,
+        run_id: str,
+        wf: Workflow,
+        step: Step,
+        attempt: int,
+        input: Any,
+        traceparent: str | None,
+        flow: Need | None = None,
+        max_attempts: int | None = None,
+    ) -> JobSpec:
+        """Attempt `attempt` of `step` in run `run_id`.
+
+        The attempt budget (docs/design-notes.md): a step's first attempt, and the first attempt of a step a retry or
+        redrive reopens, start a fresh budget of `step.max_attempts` attempts, so `max_attempts` is
+        attempt + max_retries. A retry after a failure continues its budget: pass the step row's
+        `max_attempts`."""
+        return cls(
+            run_id=run_id,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            step=step.name,
+            action=step.action,
+            attempt=attempt,
+            max_attempts=max_attempts if max_attempts is not None else attempt + step.retry.max_retries,
+            input=input,
+            timeout_s=step.timeout_s,
+            traceparent=traceparent,
+            flow=flow,
+        )
 
 
 @dataclass

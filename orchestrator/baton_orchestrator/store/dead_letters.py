@@ -1,4 +1,4 @@
-"""Dead letters as the API changes them: redrive, discard, and what a retried run resolves."""
+"""Dead letters: the engine writes them; the API redrives, discards, and resolves a retried run's."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from typing import Any
 
 from ..engine.pg import Conn, fetchone
 
+# The engine gives a step up (engine/apply.py): the dead letter keeps what the job carried.
+INSERT = """INSERT INTO dead_letters (run_id, step, job_id, action, attempt, reason, error, input)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"""
 LOCK = "SELECT id, run_id::text AS run_id, step, status FROM dead_letters WHERE id = %(id)s FOR UPDATE"
 STATUS = "SELECT status FROM dead_letters WHERE id = %(id)s"
 REDRIVE = "UPDATE dead_letters SET status = 'REDRIVEN', resolved_at = now() WHERE id = %(id)s"

@@ -1,4 +1,4 @@
-"""Runs as the API changes them: trigger replays, cancel, retry and redrive (re-opening steps)."""
+"""Runs as the API changes them (trigger replays, cancel, retry and redrive), and as the engine fails them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ STEPS_TO_REOPEN = """SELECT s.name, s.attempt, s.input, s.flow_keys, r.priority
 FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = %(id)s AND s.name = ANY(%(names)s)"""
 REOPEN = """UPDATE runs SET status = 'RUNNING', error = NULL, finished_at = NULL, updated_at = now()
 WHERE id = %(id)s"""
+# The engine's (engine/apply.py): a run a dead-lettered step blocks, or that one fails; runs a result names.
+FAIL_BLOCKED = """UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now()
+WHERE id = %s AND status = 'RUNNING'"""
+FAIL_DEAD_LETTERED = """UPDATE runs SET status = 'FAILED', updated_at = now(), finished_at = now(), error = %s::jsonb
+WHERE id = %s AND status = 'RUNNING'"""
+EXISTING = "SELECT id::text FROM runs WHERE id = ANY(%s::uuid[])"
 
 
 async def by_key(conn: Conn, workflow_id: str, key: str | None) -> Any:

@@ -14,6 +14,8 @@ LOCK_ID = "SELECT pg_advisory_xact_lock(hashtext(%(id)s))"
 NEXT_VERSION = "SELECT COALESCE(max(version), 0) + 1 FROM workflows WHERE id = %(id)s"
 INSERT = """INSERT INTO workflows (id, version, definition) VALUES (%(id)s, %(v)s, CAST(%(d)s AS jsonb))
 RETURNING created_at"""
+LATEST_VERSION = "SELECT max(version) FROM workflows WHERE id = %s"
+DEFINITION = "SELECT definition FROM workflows WHERE id = %s AND version = %s"
 EXISTS = "SELECT 1 FROM workflows WHERE id = %(id)s LIMIT 1"
 DECLARE_RATE_LIMITS = """
 INSERT INTO rate_limits (action, rate_per_s, burst, tokens, declared_by)
