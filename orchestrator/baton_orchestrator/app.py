@@ -89,6 +89,18 @@ async def _start_core(settings: Settings, role: str, stack: AsyncExitStack) -> C
     return core
 
 
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the loops and wait for them; a loop that swallowed its cancellation is cancelled again."""
+    pending = set(tasks)
+    for _ in range(20):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    log.warning("loops still running at shutdown: %s", ", ".join(t.get_name() for t in pending))
+
+
 async def _start_engine(core: Core, stack: AsyncExitStack) -> list[asyncio.Task[None]]:
     s = core.settings
     results = kafka.consumer(s, s.results_topic, s.engine_group_id)
@@ -155,9 +167,7 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
             try:
                 yield
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _stop(tasks)
                 await core.publisher.drain()
                 with contextlib.suppress(Exception):
                     await core.publisher.delete_published()

@@ -176,8 +176,11 @@ class GateLoop:
                 log.warning("gate sweep failed (retrying): %s", exc)
                 released = 0
             if not released:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # arrives as the event is set, and the loop then outlives its app's shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.settings.flow_tick_seconds)
+                    async with asyncio.timeout(self.settings.flow_tick_seconds):
+                        await self.wake.wait()
 
     async def sweep(self) -> int:
         """One pass; returns how many held steps were queued."""
