@@ -77,7 +77,17 @@ async def test_a_rolled_back_queueing_does_not_advance_the_watermark(client, set
     await client.define({"id": "epoch-one", "steps": [{"name": "a", "action": "ep.none"}]})
     run_id = (await client.trigger("epoch-one", 0)).json()["run_id"]
     d = epoch.Dispatcher()
-    job = JobSpec(run_id, "epoch-one", 1, "a", "ep.none", 2, 3, {}, 5.0)
+    job = JobSpec(
+        run_id=run_id,
+        workflow_id="epoch-one",
+        workflow_version=1,
+        step="a",
+        action="ep.none",
+        attempt=2,
+        max_attempts=3,
+        input={},
+        timeout_s=5.0,
+    )
     pg = Pg(settings)
     try:
         async with pg.transaction() as conn:
