@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
                 with contextlib.suppress(Exception):
                     await core.publisher.delete_published()
 
-    app = FastAPI(
+    app = fast.BatonAPI(
         title="Baton",
         version=__version__,
         lifespan=lifespan,
@@ -186,8 +186,8 @@ def create_app(settings: Settings | None = None, role: str = "all") -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_payload_bytes)
     app.add_middleware(errors.OptionalTrailingSlash)
-    if role != "engine":  # outermost: the hottest read skips the router (api/fast.py)
-        app.add_middleware(fast.RunReadFastPath, api_keys=settings.api_key_list)
+    if role != "engine":  # the hottest read skips the middleware stack and the router (api/fast.py)
+        app.fast_read_keys = settings.api_key_list
     app.include_router(ops.router)
     ui.install_docs(app)
     if role != "engine":
