@@ -14,10 +14,10 @@ PG_PORT="${BATON_PG_PORT:-5432}"
 REDIS_PORT="${BATON_REDIS_PORT:-6379}"
 WAIT_SECONDS="${BATON_STACK_WAIT:-60}"
 KAFKA_HEAP="${BATON_KAFKA_HEAP:-512m}"
-# C1 only: the C2 JIT compiled for minutes after every start (0.05-0.3 of a core, most of an idle or
-# lightly loaded broker's CPU, bench/README.md "Kafka at low load"); the top rate measured no worse.
-# BATON_KAFKA_JVM_OPTS=-XX:+UseG1GC restores the JVM's default tiered compilation.
-KAFKA_JVM_OPTS="-XX:+UseG1GC -XX:TieredStopAtLevel=1"
+# The JVM's default tiered compilation (C2): once warm, the broker spends 25-30 % less CPU per step than
+# with C1 only (quiet-machine A/B, bench/README.md "Kafka at low load"); C2 compiles for a few minutes
+# after each start. BATON_KAFKA_JVM_OPTS="-XX:+UseG1GC -XX:TieredStopAtLevel=1" trades that back.
+KAFKA_JVM_OPTS="-XX:+UseG1GC"
 PG_DB=baton
 
 log() { printf '[stack] %s\n' "$*"; }
