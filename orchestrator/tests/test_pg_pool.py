@@ -152,3 +152,16 @@ async def test_fetch_raw_prepares_again_on_a_new_connection_after_the_server_dro
         assert row is not None and int(row[0]) != pid
     finally:
         await pool.close()
+
+
+async def test_fetch_raw_prepares_again_after_the_statement_was_deallocated_on_its_connection(settings):
+    pool = PgPool(settings, size=1)
+    try:
+        async with pool.connection() as conn:
+            assert await fetch_raw(conn, b"t_gone", b"SELECT 1", []) == [b"1"]
+            await conn.execute("DEALLOCATE ALL")
+            with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+                await fetch_raw(conn, b"t_gone", b"SELECT 1", [])
+            assert await fetch_raw(conn, b"t_gone", b"SELECT 1", []) == [b"1"]
+    finally:
+        await pool.close()

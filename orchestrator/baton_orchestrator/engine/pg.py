@@ -79,7 +79,11 @@ async def fetch_raw(conn: Conn, name: bytes, sql: bytes, params: list[bytes | No
             _check(await _results(pgconn), conn)
             known.add(name)
         pgconn.send_query_prepared(name, params)
-        result = _check(await _results(pgconn), conn)
+        try:
+            result = _check(await _results(pgconn), conn)
+        except errors.InvalidSqlStatementName:
+            known.discard(name)  # deallocated behind our back (DEALLOCATE ALL, a pooler): next call prepares
+            raise
     if result.ntuples == 0:
         return None
     return [result.get_value(0, i) for i in range(result.nfields)]
