@@ -110,58 +110,49 @@ async def test_a_connection_given_back_inside_a_transaction_is_closed_not_reused
         await pool.close()
 
 
-async def test_fetch_raw_prepares_once_per_connection_and_answers_the_servers_bytes(settings):
-    pool = PgPool(settings, size=1)
+@pytest.fixture
+async def pool(settings):
+    one = PgPool(settings, size=1)
+    yield one
+    await one.close()
+
+
+async def test_fetch_raw_prepares_once_per_connection_and_answers_the_servers_bytes(pool):
     sql = b"SELECT $1::text || '\xc3\xa9', NULL::text, 42 WHERE $1::text <> 'none'"
-    try:
+    async with pool.connection() as conn:
+        assert await fetch_raw(conn, b"t_raw", sql, [b"x"]) == ["x\u00e9".encode(), None, b"42"]
+        assert await fetch_raw(conn, b"t_raw", sql, [b"none"]) is None  # no row
+        rows = await fetchall(conn, "SELECT count(*) AS n FROM pg_prepared_statements WHERE name = 't_raw'")
+        assert rows[0].n == 1
+
+
+async def test_fetch_raw_raises_the_servers_error_and_leaves_the_connection_usable(pool):
+    async with pool.connection() as conn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            await fetch_raw(conn, b"t_bad", b"SELECT $1::int", [b"not a number"])
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            await fetch_raw(conn, b"t_undefined", b"SELECT nope", [])
+        assert await fetch_raw(conn, b"t_bad", b"SELECT $1::int", [b"7"]) == [b"7"]
+
+
+async def test_fetch_raw_prepares_again_on_a_new_connection_after_the_server_dropped_it(pool, settings):
+    async with pool.connection() as conn:
+        assert await fetch_raw(conn, b"t_again", b"SELECT pg_backend_pid()", []) is not None
+    pid = await _pid(pool)
+    with psycopg.connect(settings.database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises((psycopg.OperationalError, psycopg.InterfaceError)):
         async with pool.connection() as conn:
-            assert await fetch_raw(conn, b"t_raw", sql, [b"x"]) == ["x\u00e9".encode(), None, b"42"]
-            assert await fetch_raw(conn, b"t_raw", sql, [b"none"]) is None  # no row
-            rows = await fetchall(conn, "SELECT count(*) AS n FROM pg_prepared_statements WHERE name = 't_raw'")
-            assert rows[0].n == 1
-    finally:
-        await pool.close()
+            await fetch_raw(conn, b"t_again", b"SELECT pg_backend_pid()", [])
+    async with pool.connection() as conn:
+        row = await fetch_raw(conn, b"t_again", b"SELECT pg_backend_pid()", [])
+    assert row is not None and int(row[0]) != pid
 
 
-async def test_fetch_raw_raises_the_servers_error_and_leaves_the_connection_usable(settings):
-    pool = PgPool(settings, size=1)
-    try:
-        async with pool.connection() as conn:
-            with pytest.raises(psycopg.errors.InvalidTextRepresentation):
-                await fetch_raw(conn, b"t_bad", b"SELECT $1::int", [b"not a number"])
-            with pytest.raises(psycopg.errors.UndefinedColumn):
-                await fetch_raw(conn, b"t_undefined", b"SELECT nope", [])
-            assert await fetch_raw(conn, b"t_bad", b"SELECT $1::int", [b"7"]) == [b"7"]
-    finally:
-        await pool.close()
-
-
-async def test_fetch_raw_prepares_again_on_a_new_connection_after_the_server_dropped_it(settings):
-    pool = PgPool(settings, size=1)
-    try:
-        async with pool.connection() as conn:
-            assert await fetch_raw(conn, b"t_again", b"SELECT pg_backend_pid()", []) is not None
-        pid = await _pid(pool)
-        with psycopg.connect(settings.database_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        with pytest.raises((psycopg.OperationalError, psycopg.InterfaceError)):
-            async with pool.connection() as conn:
-                await fetch_raw(conn, b"t_again", b"SELECT pg_backend_pid()", [])
-        async with pool.connection() as conn:
-            row = await fetch_raw(conn, b"t_again", b"SELECT pg_backend_pid()", [])
-        assert row is not None and int(row[0]) != pid
-    finally:
-        await pool.close()
-
-
-async def test_fetch_raw_prepares_again_after_the_statement_was_deallocated_on_its_connection(settings):
-    pool = PgPool(settings, size=1)
-    try:
-        async with pool.connection() as conn:
-            assert await fetch_raw(conn, b"t_gone", b"SELECT 1", []) == [b"1"]
-            await conn.execute("DEALLOCATE ALL")
-            with pytest.raises(psycopg.errors.InvalidSqlStatementName):
-                await fetch_raw(conn, b"t_gone", b"SELECT 1", [])
-            assert await fetch_raw(conn, b"t_gone", b"SELECT 1", []) == [b"1"]
-    finally:
-        await pool.close()
+async def test_fetch_raw_prepares_again_after_the_statement_was_deallocated_on_its_connection(pool):
+    async with pool.connection() as conn:
+        assert await fetch_raw(conn, b"t_gone", b"SELECT 1", []) == [b"1"]
+        await conn.execute("DEALLOCATE ALL")
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+            await fetch_raw(conn, b"t_gone", b"SELECT 1", [])
+        assert await fetch_raw(conn, b"t_gone", b"SELECT 1", []) == [b"1"]
