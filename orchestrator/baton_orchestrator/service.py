@@ -157,6 +157,7 @@ async def _insert(core: Core, conn: Conn, run: dict[str, Any], run_input: Any) -
         inserted = await _insert_run(core, conn, wf, run, run_input)
         if inserted.created_at is None:
             raise psycopg.Rollback(tx)
+    core.applier.flow_wake.set()  # its first steps may be held: the gate looks now, not at its idle tick
     return inserted
 
 

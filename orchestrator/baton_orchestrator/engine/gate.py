@@ -160,30 +160,42 @@ class GateLoop:
     """Releases held steps as slots free and tokens refill (every replica runs it; one releases at a time)."""
 
     BATCH = 200
+    # While no step is held anywhere the tick doubles up to this (a sweep every 50 ms was most of an idle
+    # engine's CPU); a hold or a freed slot in this process sets `wake`, and a held step resets the tick.
+    IDLE_TICK_MAX = 0.5
 
     def __init__(
         self, settings: Settings, pg: Pg, publisher: Any, definitions: Definitions, wake: asyncio.Event | None = None
     ) -> None:
         self.settings, self.pg, self.publisher, self.definitions = settings, pg, publisher, definitions
         self.wake = wake or asyncio.Event()  # set when this process freed a slot: no need to wait for the tick
+        self.idle = False  # the last sweep found no held step at all
 
     async def run(self) -> None:
+        base = self.settings.flow_tick_seconds
+        tick = base
         while True:
             self.wake.clear()
             try:
                 released = await self.sweep()
             except Exception as exc:  # PostgreSQL away: held steps wait longer, nothing is lost
                 log.warning("gate sweep failed (retrying): %s", exc)
-                released = 0
-            if not released:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
-                # arrives as the event is set, and the loop then outlives its app's shutdown.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.flow_tick_seconds):
-                        await self.wake.wait()
+                released, self.idle = 0, False
+            if released:
+                tick = base
+                continue
+            tick = min(tick * 2, max(base, self.IDLE_TICK_MAX)) if self.idle else base
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the event is set, and the loop then outlives its app's shutdown.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(tick):
+                    await self.wake.wait()
+            if self.wake.is_set():
+                tick = base
 
     async def sweep(self) -> int:
         """One pass; returns how many held steps were queued."""
+        self.idle = False
         async with self.pg.transaction() as pg:
             got = await (await pg.execute(sql.TRY_RELEASER_LOCK, (sql.RELEASER_LOCK_ID,))).fetchone()
             if not got or not got[0]:
@@ -191,6 +203,7 @@ class GateLoop:
             cur = await pg.execute(sql.WAITING, {"aging": self.settings.flow_aging_seconds, "limit": self.BATCH})
             rows = await cur.fetchall()
             if not rows:
+                self.idle = True
                 return 0
             writes = Writes(settings=self.settings)
             current = {(r[0], r[1]): r[8] for r in rows}
